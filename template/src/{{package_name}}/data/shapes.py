@@ -28,7 +28,7 @@ def noisy_background(size: int, generator: torch.Generator) -> Tensor:
     ramp = torch.linspace(-1.0, 1.0, size)
     direction = torch.rand(2, generator=generator) * 2 - 1
     gradient = direction[0] * ramp.view(1, -1) + direction[1] * ramp.view(-1, 1)
-    noise = torch.randn(3, size, size, generator=generator) * 18
+    noise = torch.randn(3, size, size, generator=generator) * 12
     return base + 30 * gradient + noise
 
 
@@ -47,7 +47,7 @@ def contrasting_colour(background: Tensor, generator: torch.Generator) -> Tensor
 
 def shape_mask(label: int, size: int, generator: torch.Generator, scale: float = 1.0) -> Tensor:
     """Boolean mask of one randomly placed, sized and rotated shape of class `label`."""
-    radius = size * scale * (0.16 + 0.16 * torch.rand(1, generator=generator).item())
+    radius = size * scale * (0.25 + 0.15 * torch.rand(1, generator=generator).item())
     margin = radius * 1.05
     cx, cy = (margin + (size - 2 * margin) * torch.rand(2, generator=generator)).tolist()
     angle = 2 * math.pi * torch.rand(1, generator=generator).item()

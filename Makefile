@@ -1,0 +1,32 @@
+# copier-lightning: the two commands in README.md.
+#   make demo  - create .venv, render a project with the defaults, train it on synthetic data, show metrics
+#   make test  - the whole test suite (what .ci/run runs)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := build/demo
+
+.PHONY: demo test lint clean
+
+$(BIN)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+demo: $(BIN)/.installed
+	rm -rf $(DEMO)
+	$(BIN)/copier copy --trust --defaults --vcs-ref HEAD --quiet . $(DEMO)
+	$(BIN)/pip install --quiet --no-deps -e $(DEMO)
+	cd $(DEMO) && ../../$(BIN)/vision_project fit
+
+test: $(BIN)/.installed lint
+	$(BIN)/pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check tests
+	$(BIN)/ruff format --check tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build

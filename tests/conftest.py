@@ -1,0 +1,132 @@
+"""Fixtures that render the template through Copier's real API from a committed, tagged copy.
+
+Copier renders the latest tag of a git template, so the working tree (tracked files and untracked,
+non-ignored ones, i.e. what you are about to commit) is copied into a temporary repository,
+committed and tagged. Git and Copier run with throwaway settings, never the user's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import copier
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTIONS: dict[str, Any] = {
+    key: value for key, value in yaml.safe_load((ROOT / "copier.yml").read_text()).items() if not key.startswith("_")
+}
+TEMPLATE_VERSION = "99.0.0"
+
+
+def choices(question: str) -> list[str]:
+    """The values a question offers, read from copier.yml."""
+    options = QUESTIONS[question]["choices"]
+    return list(options.values()) if isinstance(options, dict) else list(options)
+
+
+def combinations() -> list[dict[str, str]]:
+    """Every task x logger answer set; `COPIER_LIGHTNING_COMBOS=classification-csv,...` picks a subset."""
+    every = [{"task": task, "logger": logger} for task in choices("task") for logger in choices("logger")]
+    wanted = {name for name in os.environ.get("COPIER_LIGHTNING_COMBOS", "").split(",") if name}
+    picked = [combo for combo in every if not wanted or combo_id(combo) in wanted]
+    unknown = wanted - {combo_id(combo) for combo in every}
+    if unknown:
+        raise ValueError(f"COPIER_LIGHTNING_COMBOS names unknown combinations: {sorted(unknown)}")
+    return picked
+
+
+def combo_id(answers: Mapping[str, str]) -> str:
+    return f"{answers['task']}-{answers['logger']}"
+
+
+def git(*args: str, cwd: Path) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_tools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Git identity and Copier settings of our own, so the tests never read or write the user's."""
+    home = tmp_path_factory.mktemp("home")
+    gitconfig = home / "gitconfig"
+    gitconfig.write_text(
+        "[user]\n\tname = Template Tests\n\temail = tests@example.com\n[init]\n\tdefaultBranch = main\n"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+        patch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        patch.setenv("COPIER_SETTINGS_PATH", str(home / "copier-settings.yml"))
+        yield
+
+
+def copy_worktree(destination: Path) -> Path:
+    """The template's files as git would commit them now, in a fresh repository."""
+    listed = git("ls-files", "--cached", "--others", "--exclude-standard", "-z", cwd=ROOT).split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    git("init", "-q", cwd=destination)
+    git("add", "-A", cwd=destination)
+    git("commit", "-q", "-m", "template under test", cwd=destination)
+    return destination
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory: pytest.TempPathFactory, isolated_tools: None) -> Path:
+    repo = copy_worktree(tmp_path_factory.mktemp("template"))
+    git("tag", TEMPLATE_VERSION, cwd=repo)
+    return repo
+
+
+def render(template: Path, destination: Path, **answers: str) -> Path:
+    """`copier copy` with defaults for every question not answered here."""
+    unknown = set(answers) - set(QUESTIONS)
+    assert not unknown, f"not questions in copier.yml: {sorted(unknown)}"  # copier ignores unknown keys
+    copier.run_copy(
+        str(template), destination, data=answers, defaults=True, unsafe=True, quiet=True, vcs_ref=TEMPLATE_VERSION
+    )
+    return destination
+
+
+class Renders:
+    """Each answer set is rendered once per session and shared by every test that needs it."""
+
+    def __init__(self, template: Path, root: Path) -> None:
+        self.template = template
+        self.root = root
+        self.cache: dict[tuple[tuple[str, str], ...], Path] = {}
+
+    def __call__(self, **answers: str) -> Path:
+        key = tuple(sorted(answers.items()))
+        if key not in self.cache:
+            name = "-".join(value for _, value in key) or "defaults"
+            self.cache[key] = render(self.template, self.root / name, **answers)
+        return self.cache[key]
+
+
+@pytest.fixture(scope="session")
+def rendered(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Renders:
+    return Renders(template_repo, tmp_path_factory.mktemp("rendered"))
+
+
+def run(command: list[str], cwd: Path, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    """Run a tool from this environment inside a rendered project; fail with its output."""
+    env = {**os.environ, "PYTHONPATH": str(cwd / "src")}
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    assert result.returncode == 0, f"{' '.join(command)} failed in {cwd}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def tool(name: str) -> str:
+    """A console script installed beside this interpreter (ruff, mypy, ...)."""
+    return str(Path(sys.executable).with_name(name))

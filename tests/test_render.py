@@ -1,0 +1,101 @@
+"""Every task x logger combination renders a clean project that passes its own checks."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import Renders, choices, combinations, combo_id, run, tool
+
+COMBINATIONS = combinations()
+JINJA_RESIDUE = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}|\.jinja\b")
+
+
+def project_files(project: Path) -> list[Path]:
+    return sorted(path for path in project.rglob("*") if path.is_file() and ".git" not in path.parts)
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combo_id)
+def test_renders_only_the_chosen_task_and_logger(rendered: Renders, answers: dict[str, str]) -> None:
+    project = rendered(**answers)
+    package = project / "src" / "vision_project"
+    for path in project_files(project):
+        text = path.read_text(encoding="utf-8")
+        assert not JINJA_RESIDUE.search(text), f"Jinja residue in {path.relative_to(project)}"
+    logger_code = (package / "loggers.py").read_text()
+    for logger in choices("logger"):
+        names = {"tensorboard": "TensorBoardLogger", "csv": "CSVLogger"}
+        assert (names[logger] in logger_code) == (logger == answers["logger"])
+    task_modules = {"classification": package / "models" / "classifier.py"}
+    for task, module in task_modules.items():
+        assert module.is_file() == (task == answers["task"])
+    saved = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert {key: saved[key] for key in answers} == answers
+    assert saved["_commit"] == "99.0.0"
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combo_id)
+def test_default_yaml_matches_the_config_defaults(rendered: Renders, answers: dict[str, str]) -> None:
+    project = rendered(**answers)
+    check = (
+        "from pathlib import Path; from vision_project.config import Config, load_config; "
+        "assert load_config([Path('configs/default.yaml')]) == Config(), 'configs/default.yaml drifted'"
+    )
+    run([sys.executable, "-c", check], cwd=project)
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combo_id)
+def test_lint_format_and_strict_types(rendered: Renders, answers: dict[str, str]) -> None:
+    project = rendered(**answers)
+    run([tool("ruff"), "check", "--no-cache", "."], cwd=project)
+    run([tool("ruff"), "format", "--check", "--no-cache", "."], cwd=project)
+    run([tool("mypy"), "--cache-dir", str(project.parent / ".mypy_cache")], cwd=project)
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combo_id)
+def test_project_test_suite_passes(rendered: Renders, answers: dict[str, str]) -> None:
+    project = rendered(**answers)
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"], cwd=project)
+    assert re.search(r"\d+ passed", result.stdout), result.stdout
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combo_id)
+def test_every_import_is_a_declared_dependency(rendered: Renders, answers: dict[str, str]) -> None:
+    project = rendered(**answers)
+    declared = {
+        re.split(r"[<>=!\[; ]", requirement, maxsplit=1)[0].lower()
+        for requirement in tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    imported: set[str] = set()
+    for path in (project / "src").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"vision_project"}
+    owners = importlib.metadata.packages_distributions()
+    undeclared = {
+        module: owners.get(module)
+        for module in third_party
+        if not {d.lower() for d in owners.get(module, [])} & declared
+    }
+    assert not undeclared, f"imported but not in [project.dependencies]: {undeclared}"
+
+
+def test_installs_with_pip_and_exposes_the_command(rendered: Renders, tmp_path: Path) -> None:
+    project = rendered()
+    target = tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
+    run([*pip, "--target", str(target), str(project)], cwd=tmp_path)
+    assert (target / "bin" / "vision_project").is_file()
+    assert (target / "vision_project" / "cli.py").is_file()
+    metadata = next(target.glob("vision_project-*.dist-info")) / "METADATA"
+    assert "Requires-Dist: lightning!=2.6.2,!=2.6.3,>=2.4" in metadata.read_text()
