@@ -59,10 +59,12 @@ def isolated_tools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     gitconfig.write_text(
         "[user]\n\tname = Template Tests\n\temail = tests@example.com\n[init]\n\tdefaultBranch = main\n"
     )
+    settings = home / "copier-settings.yml"
+    settings.write_text("{}\n")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
         patch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        patch.setenv("COPIER_SETTINGS_PATH", str(home / "copier-settings.yml"))
+        patch.setenv("COPIER_SETTINGS_PATH", str(settings))
         yield
 
 

@@ -15,7 +15,7 @@ import yaml
 from .conftest import Renders, choices, combinations, combo_id, run, tool
 
 COMBINATIONS = combinations()
-JINJA_RESIDUE = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}|\.jinja\b")
+JINJA_RESIDUE = re.compile(r"\{\{\s*\w|\{%|%\}|\{#|\.jinja\b")
 
 
 def project_files(project: Path) -> list[Path]:
