@@ -83,6 +83,24 @@ def test_hostile_free_text_renders_into_valid_files(template_repo: Path, tmp_pat
     run([sys.executable, "-m", "hostile", "fit", "--help"], cwd=project)
 
 
+@pytest.mark.parametrize(
+    ("license_choice", "expected"),
+    [
+        ("MIT", "MIT License"),
+        ("Apache-2.0", "Apache License"),
+        ("BSD-3-Clause", "BSD 3-Clause License"),
+        ("Proprietary", "All rights reserved"),
+    ],
+)
+def test_license_file_matches_the_answer(rendered: Renders, license_choice: str, expected: str) -> None:
+    project = rendered(license=license_choice, author_name="Ada Lovelace", copyright_year="2031")
+    text = (project / "LICENSE").read_text()
+    assert expected in text
+    if license_choice != "Apache-2.0":
+        assert "2031" in text
+        assert "Ada Lovelace" in text
+
+
 def test_template_needs_no_trust_flag(template_repo: Path, tmp_path: Path) -> None:
     """No tasks, migrations or extensions: a copy is plain rendering, safe without --trust."""
     copier.run_copy(str(template_repo), tmp_path / "p", defaults=True, quiet=True, vcs_ref=TEMPLATE_VERSION)
