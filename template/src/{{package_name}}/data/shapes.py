@@ -45,9 +45,9 @@ def contrasting_colour(background: Tensor, generator: torch.Generator) -> Tensor
     return colour
 
 
-def shape_mask(label: int, size: int, generator: torch.Generator, scale: float = 1.0) -> Tensor:
+def shape_mask(label: int, size: int, generator: torch.Generator) -> Tensor:
     """Boolean mask of one randomly placed, sized and rotated shape of class `label`."""
-    radius = size * scale * (0.25 + 0.15 * torch.rand(1, generator=generator).item())
+    radius = size * (0.25 + 0.15 * torch.rand(1, generator=generator).item())
     margin = radius * 1.05
     cx, cy = (margin + (size - 2 * margin) * torch.rand(2, generator=generator)).tolist()
     angle = 2 * math.pi * torch.rand(1, generator=generator).item()
