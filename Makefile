@@ -1,12 +1,13 @@
 # copier-lightning: the two commands in README.md.
 #   make demo  - create .venv, render a project with the defaults, train it on synthetic data, show metrics
 #   make test  - the whole test suite (what .ci/run runs)
+#   make bench - time the default project's `fit` and print its accuracy
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := build/demo
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint bench clean
 
 $(BIN)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +25,13 @@ test: $(BIN)/.installed lint
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check tests
-	$(BIN)/ruff format --check tests
+	$(BIN)/ruff check tests scripts
+	$(BIN)/ruff format --check tests scripts
 	$(BIN)/mypy
+
+# Times `fit` with no arguments on the default project and prints the figures (not part of `test`).
+bench: $(BIN)/.installed
+	$(BIN)/python scripts/bench_default_fit.py
 
 clean:
 	rm -rf $(VENV) build
