@@ -1,7 +1,7 @@
 # copier-lightning: the two commands in README.md.
 #   make demo  - create .venv, render a project with the defaults, train it on synthetic data, show metrics
 #   make test  - the whole test suite (what .ci/run runs)
-#   make bench - time the default project's `fit` and print its accuracy
+#   make bench - time each task's default `fit` and print its metric per epoch
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -29,7 +29,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check tests scripts
 	$(BIN)/mypy
 
-# Times `fit` with no arguments on the default project and prints the figures (not part of `test`).
+# Times `fit` with no arguments for each task and prints the figures (not part of `test`).
 bench: $(BIN)/.installed
 	$(BIN)/python scripts/bench_default_fit.py
 

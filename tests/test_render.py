@@ -16,6 +16,18 @@ from .conftest import Renders, choices, combinations, combo_id, run, tool
 
 COMBINATIONS = combinations()
 JINJA_RESIDUE = re.compile(r"\{\{\s*\w|\{%|%\}|\{#|\.jinja\b")
+TASK_FILES = {
+    "classification": ["models/classifier.py"],
+    "detection": ["models/detector.py", "data/coco.py"],
+    "segmentation": ["models/segmenter.py", "data/masks.py"],
+}
+TASK_NAMES = {
+    "classification": ["ImageClassifier", "ClassificationDataModule", "ImageFolder", "SyntheticShapes"],
+    "detection": ["ObjectDetector", "DetectionDataModule", "BoundingBoxes", "MeanAveragePrecision", "coco"],
+    "segmentation": ["SemanticSegmenter", "SegmentationDataModule", "tv_tensors.Mask", "read_mask_split"],
+}
+"""Names that only the task's own code uses: none may appear in another task's project."""
+MONITORED = {"classification": "val_acc", "detection": "val_map_50", "segmentation": "val_miou"}
 
 
 def project_files(project: Path) -> list[Path]:
@@ -33,9 +45,18 @@ def test_renders_only_the_chosen_task_and_logger(rendered: Renders, answers: dic
     for logger in choices("logger"):
         names = {"tensorboard": "TensorBoardLogger", "csv": "CSVLogger"}
         assert (names[logger] in logger_code) == (logger == answers["logger"])
-    task_modules = {"classification": package / "models" / "classifier.py"}
-    for task, module in task_modules.items():
-        assert module.is_file() == (task == answers["task"])
+    for task, files in TASK_FILES.items():
+        for name in files:
+            assert (package / name).is_file() == (task == answers["task"]), f"{name} in a {answers['task']} project"
+    assert (package / "data" / "scenes.py").is_file() == (answers["task"] != "classification")
+    python = "\n".join(path.read_text() for path in project_files(project) if path.suffix == ".py")
+    assert "task ==" not in python
+    for task, task_names in TASK_NAMES.items():
+        if task != answers["task"]:
+            leftovers = [name for name in task_names if name in python]
+            assert not leftovers, f"{task} code in a {answers['task']} project: {leftovers}"
+    monitored = yaml.safe_load((project / "configs" / "default.yaml").read_text())["callbacks"]["monitor"]
+    assert monitored == MONITORED[answers["task"]]
     saved = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert {key: saved[key] for key in answers} == answers
     assert saved["_commit"] == "99.0.0"

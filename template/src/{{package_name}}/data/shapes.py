@@ -45,9 +45,16 @@ def contrasting_colour(background: Tensor, generator: torch.Generator) -> Tensor
     return colour
 
 
-def shape_mask(label: int, size: int, generator: torch.Generator) -> Tensor:
-    """Boolean mask of one randomly placed, sized and rotated shape of class `label`."""
-    radius = size * (0.25 + 0.15 * torch.rand(1, generator=generator).item())
+def shape_mask(
+    label: int, size: int, generator: torch.Generator, radius_range: tuple[float, float] = (0.25, 0.40)
+) -> Tensor:
+    """Boolean mask of one randomly placed, sized and rotated shape of class `label`.
+
+    The radius is drawn from `radius_range`, as fractions of the image size; the whole shape
+    always lies inside the image.
+    """
+    low, high = radius_range
+    radius = size * (low + (high - low) * torch.rand(1, generator=generator).item())
     margin = radius * 1.05
     cx, cy = (margin + (size - 2 * margin) * torch.rand(2, generator=generator)).tolist()
     angle = 2 * math.pi * torch.rand(1, generator=generator).item()
