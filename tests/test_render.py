@@ -27,6 +27,14 @@ TASK_NAMES = {
     "segmentation": ["SemanticSegmenter", "SegmentationDataModule", "tv_tensors.Mask", "read_mask_split"],
 }
 """Names that only the task's own code uses: none may appear in another task's project."""
+LOGGER_CLASSES = {
+    "tensorboard": "TensorBoardLogger",
+    "csv": "CSVLogger",
+    "mlflow": "MLFlowLogger",
+    "wandb": "WandbLogger",
+}
+LOGGER_PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
+"""A project names no other logger's package, in code, dependencies or docs (CSV needs none)."""
 MONITORED = {"classification": "val_acc", "detection": "val_map_50", "segmentation": "val_miou"}
 
 
@@ -43,8 +51,10 @@ def test_renders_only_the_chosen_task_and_logger(rendered: Renders, answers: dic
         assert not JINJA_RESIDUE.search(text), f"Jinja residue in {path.relative_to(project)}"
     logger_code = (package / "loggers.py").read_text()
     for logger in choices("logger"):
-        names = {"tensorboard": "TensorBoardLogger", "csv": "CSVLogger"}
-        assert (names[logger] in logger_code) == (logger == answers["logger"])
+        assert (LOGGER_CLASSES[logger] in logger_code) == (logger == answers["logger"])
+    everything = "\n".join(path.read_text(encoding="utf-8").lower() for path in project_files(project))
+    for logger in set(LOGGER_PACKAGES) - {answers["logger"]}:
+        assert LOGGER_PACKAGES[logger] not in everything, f"{logger} named in a {answers['logger']} project"
     for task, files in TASK_FILES.items():
         for name in files:
             assert (package / name).is_file() == (task == answers["task"]), f"{name} in a {answers['task']} project"
