@@ -90,6 +90,15 @@ def test_lint_format_and_strict_types(rendered: Renders, answers: dict[str, str]
     run([tool("mypy"), "--cache-dir", str(project.parent / ".mypy_cache")], cwd=project)
 
 
+@pytest.mark.parametrize("python_version", choices("python_version"))
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combo_id)
+def test_lint_at_every_python_version(rendered: Renders, answers: dict[str, str], python_version: str) -> None:
+    """ruff's rules follow the lowest supported Python (`target-version`), so each choice can flag other code."""
+    project = rendered(**answers, python_version=python_version)
+    run([tool("ruff"), "check", "--no-cache", "."], cwd=project)
+    run([tool("ruff"), "format", "--check", "--no-cache", "."], cwd=project)
+
+
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combo_id)
 def test_project_test_suite_passes(rendered: Renders, answers: dict[str, str]) -> None:
     project = rendered(**answers)
