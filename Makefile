@@ -25,8 +25,8 @@ test: $(BIN)/.installed lint
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check tests scripts
-	$(BIN)/ruff format --check tests scripts
+	$(BIN)/ruff check tests scripts hooks
+	$(BIN)/ruff format --check tests scripts hooks
 	$(BIN)/mypy
 
 # Times `fit` with no arguments for each task and prints the figures (not part of `test`).

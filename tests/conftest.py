@@ -11,40 +11,19 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import copier
+import plumbum
 import pytest
-import yaml
+
+from scripts.combinations import questions
 
 ROOT = Path(__file__).resolve().parents[1]
-QUESTIONS: dict[str, Any] = {
-    key: value for key, value in yaml.safe_load((ROOT / "copier.yml").read_text()).items() if not key.startswith("_")
-}
+QUESTIONS: dict[str, Any] = questions()
 TEMPLATE_VERSION = "99.0.0"
-
-
-def choices(question: str) -> list[str]:
-    """The values a question offers, read from copier.yml."""
-    options = QUESTIONS[question]["choices"]
-    return list(options.values()) if isinstance(options, dict) else list(options)
-
-
-def combinations() -> list[dict[str, str]]:
-    """Every task x logger answer set; `COPIER_LIGHTNING_COMBOS=classification-csv,...` picks a subset."""
-    every = [{"task": task, "logger": logger} for task in choices("task") for logger in choices("logger")]
-    wanted = {name for name in os.environ.get("COPIER_LIGHTNING_COMBOS", "").split(",") if name}
-    picked = [combo for combo in every if not wanted or combo_id(combo) in wanted]
-    unknown = wanted - {combo_id(combo) for combo in every}
-    if unknown:
-        raise ValueError(f"COPIER_LIGHTNING_COMBOS names unknown combinations: {sorted(unknown)}")
-    return picked
-
-
-def combo_id(answers: Mapping[str, str]) -> str:
-    return f"{answers['task']}-{answers['logger']}"
 
 
 def git(*args: str, cwd: Path) -> str:
@@ -62,10 +41,24 @@ def isolated_tools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     settings = home / "copier-settings.yml"
     settings.write_text("{}\n")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
-        patch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        patch.setenv("COPIER_SETTINGS_PATH", str(settings))
+        set_environment(patch, GIT_CONFIG_GLOBAL=str(gitconfig), GIT_CONFIG_NOSYSTEM="1")
+        set_environment(patch, COPIER_SETTINGS_PATH=str(settings))
+        # These would override the identity in gitconfig.
+        set_environment(patch, GIT_AUTHOR_NAME=None, GIT_AUTHOR_EMAIL=None)
+        set_environment(patch, GIT_COMMITTER_NAME=None, GIT_COMMITTER_EMAIL=None)
         yield
+
+
+def set_environment(patch: pytest.MonkeyPatch, **variables: str | None) -> None:
+    """Set (or, for None, remove) variables in `os.environ` and in plumbum's copy of it, which it
+    took when imported and with which Copier runs git and the template's tasks."""
+    copier_environment = cast("MutableMapping[str, str]", plumbum.local.env)
+    for environment in (os.environ, copier_environment):
+        for name, value in variables.items():
+            if value is not None:
+                patch.setitem(environment, name, value)
+            elif name in environment:
+                patch.delitem(environment, name)
 
 
 def copy_worktree(destination: Path) -> Path:
@@ -90,13 +83,11 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory, isolated_tools: None
     return repo
 
 
-def render(template: Path, destination: Path, **answers: str) -> Path:
-    """`copier copy` with defaults for every question not answered here."""
+def render(template: Path, destination: Path, *, vcs_ref: str = TEMPLATE_VERSION, **answers: str) -> Path:
+    """`copier copy --trust` of tag `vcs_ref`, with defaults for every question not answered here."""
     unknown = set(answers) - set(QUESTIONS)
     assert not unknown, f"not questions in copier.yml: {sorted(unknown)}"  # copier ignores unknown keys
-    copier.run_copy(
-        str(template), destination, data=answers, defaults=True, unsafe=True, quiet=True, vcs_ref=TEMPLATE_VERSION
-    )
+    copier.run_copy(str(template), destination, data=answers, defaults=True, unsafe=True, quiet=True, vcs_ref=vcs_ref)
     return destination
 
 

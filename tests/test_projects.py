@@ -1,0 +1,82 @@
+"""Every task x logger project type-checks strictly, trains, and passes its own test suite (which
+fits through the project's command line, in process and, for DDP, as `python -m <package> fit`).
+
+These are the slow tests (marked `trained`), one CI job per combination; `COPIER_LIGHTNING_COMBOS`
+picks some of them locally. The other answers keep their defaults here: `test_render.py` covers them.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from scripts.combinations import combo_id, trained
+
+from .conftest import Renders, run, tool
+
+pytestmark = pytest.mark.trained
+TRAINED = trained()
+
+
+@pytest.mark.parametrize("answers", TRAINED, ids=combo_id)
+def test_default_yaml_matches_the_config_defaults(rendered: Renders, answers: dict[str, str]) -> None:
+    project = rendered(**answers)
+    check = (
+        "from pathlib import Path; from vision_project.config import Config, load_config; "
+        "assert load_config([Path('configs/default.yaml')]) == Config(), 'configs/default.yaml drifted'"
+    )
+    run([sys.executable, "-c", check], cwd=project)
+
+
+@pytest.mark.parametrize("answers", TRAINED, ids=combo_id)
+def test_strict_types(rendered: Renders, answers: dict[str, str]) -> None:
+    project = rendered(**answers)
+    run([tool("mypy"), "--cache-dir", str(project.parent / ".mypy_cache")], cwd=project)
+
+
+@pytest.mark.parametrize("answers", TRAINED, ids=combo_id)
+def test_project_test_suite_passes(rendered: Renders, answers: dict[str, str]) -> None:
+    project = rendered(**answers)
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"], cwd=project)
+    assert re.search(r"\d+ passed", result.stdout), result.stdout
+
+
+@pytest.mark.parametrize("answers", TRAINED, ids=combo_id)
+def test_every_import_is_a_declared_dependency(rendered: Renders, answers: dict[str, str]) -> None:
+    project = rendered(**answers)
+    declared = {
+        re.split(r"[<>=!\[; ]", requirement, maxsplit=1)[0].lower()
+        for requirement in tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    imported: set[str] = set()
+    for path in (project / "src").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"vision_project"}
+    owners = importlib.metadata.packages_distributions()
+    undeclared = {
+        module: owners.get(module)
+        for module in third_party
+        if not {d.lower() for d in owners.get(module, [])} & declared
+    }
+    assert not undeclared, f"imported but not in [project.dependencies]: {undeclared}"
+
+
+def test_installs_with_pip_and_exposes_the_command(rendered: Renders, tmp_path: Path) -> None:
+    project = rendered()
+    target = tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
+    run([*pip, "--target", str(target), str(project)], cwd=tmp_path)
+    assert (target / "bin" / "vision_project").is_file()
+    assert (target / "vision_project" / "cli.py").is_file()
+    metadata = next(target.glob("vision_project-*.dist-info")) / "METADATA"
+    assert "Requires-Dist: lightning!=2.6.2,!=2.6.3,>=2.4" in metadata.read_text()
