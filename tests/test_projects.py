@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.combinations import combo_id, trained
+from scripts.combinations import choices, combo_id, trained
 
 from .conftest import Renders, run, tool
 
@@ -40,11 +40,37 @@ def test_strict_types(rendered: Renders, answers: dict[str, str]) -> None:
     run([tool("mypy"), "--cache-dir", str(project.parent / ".mypy_cache")], cwd=project)
 
 
+LOGGER_FILES = ["tests/test_logger.py", "tests/test_config.py"]
+"""What differs between two projects of one task and different loggers: the logger and its config."""
+
+
 @pytest.mark.parametrize("answers", TRAINED, ids=combo_id)
 def test_project_test_suite_passes(rendered: Renders, answers: dict[str, str]) -> None:
+    """The whole suite with the default logger; with another logger, the tests of what differs
+    (the rest of the project is the same files, already tested with the default logger)."""
     project = rendered(**answers)
-    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"], cwd=project)
+    selection = [] if answers["logger"] == choices("logger")[0] else LOGGER_FILES
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *selection], cwd=project)
     assert re.search(r"\d+ passed", result.stdout), result.stdout
+
+
+def test_only_the_logger_files_differ_between_loggers(rendered: Renders) -> None:
+    """Why the other loggers run `LOGGER_FILES` only: nothing else in their projects differs."""
+    default, *others = choices("logger")
+    base = rendered(logger=default)
+    expected = {"src/vision_project/loggers.py", "configs/default.yaml", "pyproject.toml", "README.md", *LOGGER_FILES}
+    expected |= {"src/vision_project/config.py", ".copier-answers.yml"}
+    for logger in others:
+        project = rendered(logger=logger)
+        differing = {
+            path.relative_to(project).as_posix()
+            for path in project.rglob("*")
+            if path.is_file()
+            and ".git" not in path.parts
+            and "__pycache__" not in path.parts
+            and path.read_bytes() != (base / path.relative_to(project)).read_bytes()
+        }
+        assert differing <= expected, f"{logger}: {sorted(differing - expected)}"
 
 
 @pytest.mark.parametrize("answers", TRAINED, ids=combo_id)

@@ -19,6 +19,7 @@ from scripts.combinations import choices, rendered
 
 from .conftest import Renders, run, tool
 
+pytestmark = pytest.mark.xdist_group("render")  # one worker renders the 72 projects, once
 RENDERED = rendered()
 JINJA_RESIDUE = re.compile(r"(?<!\$)\{\{\s*\w|\{%|%\}|\{#|\.jinja\b")
 """Jinja left over in a rendered file; GitHub's own `${{ ... }}` expressions are meant to be there."""
