@@ -29,9 +29,28 @@ TASK_FILES = {
     "segmentation": ["models/segmenter.py", "data/masks.py"],
 }
 TASK_NAMES = {
-    "classification": ["ImageClassifier", "ClassificationDataModule", "ImageFolder", "SyntheticShapes"],
-    "detection": ["ObjectDetector", "DetectionDataModule", "BoundingBoxes", "MeanAveragePrecision", "coco"],
-    "segmentation": ["SemanticSegmenter", "SegmentationDataModule", "tv_tensors.Mask", "read_mask_split"],
+    "classification": [
+        "ImageClassifier",
+        "ClassificationDataModule",
+        "ImageFolder",
+        "SyntheticShapes",
+        "MulticlassPrecisionRecallCurve",
+    ],
+    "detection": [
+        "ObjectDetector",
+        "DetectionDataModule",
+        "BoundingBoxes",
+        "MeanAveragePrecision",
+        "coco",
+        "DetectionConfusionMatrix",
+    ],
+    "segmentation": [
+        "SemanticSegmenter",
+        "SegmentationDataModule",
+        "tv_tensors.Mask",
+        "read_mask_split",
+        "draw_segmentation_masks",
+    ],
 }
 """Names that only the task's own code uses: none may appear in another task's project."""
 LOGGER_CLASSES = {

@@ -1,0 +1,97 @@
+"""Benchmark: what the evaluation report costs a training epoch, per task.
+
+Renders the default project of each task and fits it for one epoch on its default synthetic data,
+with its default logger and the `EvaluationReport` callback as `fit` wires it, under Lightning's
+`SimpleProfiler`. Prints the time of the training epoch, of the validation epoch, and of the
+report's hooks during the fit (drawing the grid's samples as the validation loop passes them, and
+the per-epoch picture sent to the logger), then the time of the report written after the fit.
+A benchmark, not a test: it prints figures and exits 0. `python scripts/bench_report.py detection`
+runs one task.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import copier
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ("classification", "detection", "segmentation")
+
+MEASURE = """
+import time
+from pathlib import Path
+
+from lightning import Trainer
+from lightning.pytorch.profilers import SimpleProfiler
+
+from vision_project import runner
+from vision_project.config import Config
+from vision_project.evaluation import Evaluation
+from vision_project.loggers import build_logger
+from vision_project.report import EvaluationReport
+
+config = Config.from_data({"trainer": {"max_epochs": 1}})
+datamodule = runner.{datamodule}(config.data, seed=config.seed)
+model = runner.{model}(config, **datamodule.class_info)
+run_dir = Path("bench-run")
+logger = build_logger(config, run_dir)
+report = EvaluationReport(Evaluation(model), config.report, config.seed, run_dir / "report", logger)
+profiler = SimpleProfiler()
+trainer = Trainer(
+    max_epochs=1, logger=logger, callbacks=[report], profiler=profiler, enable_checkpointing=False,
+    enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+)
+trainer.fit(model, datamodule=datamodule)
+durations = profiler.recorded_durations
+def total(key):
+    return sum(durations.get(key, []))
+hooks = [key for key in durations if key.startswith("[Callback]EvaluationReport.on_validation")]
+report_seconds = sum(total(key) for key in hooks)
+train, validation = total("run_training_epoch"), total("[_EvaluationLoop].val_next") + total(
+    "[Strategy]SingleDeviceStrategy.validation_step"
+)
+started = time.perf_counter()
+trainer.validate(model, datamodule=datamodule, verbose=False)
+written = time.perf_counter() - started
+print(f"training epoch:       {{train:7.2f}} s")
+print(f"validation epoch:     {{validation:7.2f}} s (loading and validation steps)")
+for key in sorted(hooks):
+    calls = durations[key]
+    print(f"{{key.split('.')[-1]:<22}} {{sum(calls) * 1000:7.1f}} ms in {{len(calls)}} calls")
+print(f"report during the fit: {{report_seconds * 1000:.1f}} ms = {{100 * report_seconds / train:.2f}} % of the training epoch")
+print(f"validate + report after the fit: {{written:.2f}} s")
+"""
+
+NAMES = {
+    "classification": ("ClassificationDataModule", "ImageClassifier"),
+    "detection": ("DetectionDataModule", "ObjectDetector"),
+    "segmentation": ("SegmentationDataModule", "SemanticSegmenter"),
+}
+
+
+def bench(task: str) -> None:
+    project = ROOT / "build" / "bench-report" / task
+    shutil.rmtree(project, ignore_errors=True)
+    copier.run_copy(str(ROOT), project, data={"task": task}, defaults=True, quiet=True, vcs_ref="HEAD", unsafe=True)
+    datamodule, model = NAMES[task]
+    code = MEASURE.format(datamodule=datamodule, model=model)
+    env = {**os.environ, "PYTHONPATH": str(project / "src"), "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True, check=True
+    )
+    print(f"== {task} ({os.cpu_count()} cpu cores, default config, 1 epoch)")
+    print(result.stdout.strip())
+
+
+def main() -> None:
+    for task in sys.argv[1:] or TASKS:
+        bench(task)
+
+
+if __name__ == "__main__":
+    main()
