@@ -25,13 +25,13 @@ test: $(BIN)/.installed lint
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check tests scripts hooks
-	$(BIN)/ruff format --check tests scripts hooks
+	$(BIN)/ruff check tests scripts hooks benchmarks
+	$(BIN)/ruff format --check tests scripts hooks benchmarks
 	$(BIN)/mypy
 
 # Times `fit` with no arguments for each task and prints the figures (not part of `test`).
 bench: $(BIN)/.installed
-	$(BIN)/python scripts/bench_default_fit.py
+	$(BIN)/python benchmarks/default_fit.py
 
 clean:
 	rm -rf $(VENV) build

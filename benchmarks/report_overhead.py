@@ -5,7 +5,7 @@ with its default logger and the `EvaluationReport` callback as `fit` wires it, u
 `SimpleProfiler`. Prints the time of the training epoch, of the validation epoch, and of the
 report's hooks during the fit (drawing the grid's samples as the validation loop passes them, and
 the per-epoch picture sent to the logger), then the time of the report written after the fit.
-A benchmark, not a test: it prints figures and exits 0. `python scripts/bench_report.py detection`
+A benchmark, not a test: it prints figures and exits 0. `python benchmarks/report_overhead.py detection`
 runs one task.
 """
 

@@ -3,7 +3,7 @@
 Prints, per task, the monitored validation metric after every epoch with the seconds since
 training started (read back from the run's TensorBoard events), the wall time of the whole
 command, and whether the goal was met. A benchmark, not a test: it reports and exits 0 either
-way, so slow machines don't fail CI. `python scripts/bench_default_fit.py detection` runs one task.
+way, so slow machines don't fail CI. `python benchmarks/default_fit.py detection` runs one task.
 """
 
 from __future__ import annotations
