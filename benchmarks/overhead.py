@@ -1,0 +1,148 @@
+"""Benchmark: what Lightning and the project's own machinery cost per training step, against a plain
+PyTorch loop.
+
+For each task it renders the default project and, in one process, alternates rounds of
+- the project's training step through Lightning's Trainer, built as `fit` builds it: its
+  LightningModule and DataModule, the default callbacks (checkpoints, early stopping, learning-rate
+  monitor, metrics file, exact-resume state, signal and NaN guards, the evaluation report) and the
+  configured logger; and
+- a plain loop over the same data loader with the same network, loss, optimizer, schedule,
+  precision (fp32) and thread count,
+each timed from one batch's start to the next (loading, forward, backward, step, logging and
+callbacks included), after warm-up steps. It prints the median step times and, last,
+`ratio=<lightning/plain>` per task. Goal: <= 1.03 on CPU. A benchmark, not a test: it exits 0.
+`python benchmarks/overhead.py detection` runs one task.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import copier
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ("classification", "detection", "segmentation")
+
+MEASURE = """
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from lightning import Callback
+
+from vision_project import runner
+from vision_project.callbacks import MetricsFile, build_callbacks
+from vision_project.config import Config
+from vision_project.evaluation import Evaluation
+from vision_project.loggers import build_logger
+from vision_project.models.optimization import configure_optimization
+from vision_project.report import EvaluationReport
+
+WARMUP, STEPS, ROUNDS = 5, 25, 3
+
+config = Config()  # the defaults: progress bar and logger on
+datamodule = runner.DATAMODULE(config.data, seed=config.seed)
+model = runner.MODEL(config, **datamodule.class_info)
+
+
+def loss_of(batch):
+    LOSS
+
+
+class StepTimes(Callback):
+    def __init__(self):
+        self.starts = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.starts.append(time.perf_counter())
+
+
+def lightning_round(run_dir):
+    times = StepTimes()
+    logger = build_logger(config, run_dir)
+    metrics_file = MetricsFile(run_dir / "metrics.json")
+    report = EvaluationReport(Evaluation(model), config.report, config.seed, run_dir / "report", logger, metrics_file)
+    callbacks = [*build_callbacks(config.callbacks, config.checkpoint, run_dir, metrics_file), report, times]
+    trainer = runner._trainer(
+        config, default_root_dir=run_dir, logger=logger, callbacks=callbacks, max_epochs=1,
+        limit_train_batches=WARMUP + STEPS + 1, limit_val_batches=2, num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+    )
+    trainer.fit(model, datamodule=datamodule)
+    return [later - earlier for earlier, later in zip(times.starts, times.starts[1:])][WARMUP:]
+
+
+def plain_round():
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    optimization = configure_optimization(model.parameters(), config.optim, WARMUP + STEPS + 1)
+    optimizer, scheduler = optimization["optimizer"], optimization["lr_scheduler"]["scheduler"]
+    model.train()
+    starts = []
+    for index, batch in enumerate(loader):
+        starts.append(time.perf_counter())
+        if index == WARMUP + STEPS:
+            break
+        loss = loss_of(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss.item()  # what Lightning's logging reads back, so both loops end a step the same way
+    del loader
+    return [later - earlier for earlier, later in zip(starts, starts[1:])][WARMUP:]
+
+
+lightning, plain = [], []
+with tempfile.TemporaryDirectory() as folder:
+    for round_index in range(ROUNDS):
+        lightning += lightning_round(Path(folder) / f"run{round_index}")
+        plain += plain_round()
+print(f"threads: {torch.get_num_threads()}, steps timed: {len(lightning)} + {len(plain)}")
+print(f"lightning step: {statistics.median(lightning) * 1000:8.1f} ms (median)")
+print(f"plain step:     {statistics.median(plain) * 1000:8.1f} ms (median)")
+print(f"ratio={statistics.median(lightning) / statistics.median(plain):.3f}")
+"""
+
+NAMES = {
+    "classification": ("ClassificationDataModule", "ImageClassifier"),
+    "detection": ("DetectionDataModule", "ObjectDetector"),
+    "segmentation": ("SegmentationDataModule", "SemanticSegmenter"),
+}
+LOSSES = {
+    "classification": "images, targets = batch\n    return model.criterion(model(images), targets)",
+    "detection": "images, targets = batch\n    return torch.stack(list(model.network(images, targets).values())).sum()",
+    "segmentation": "images, masks = batch\n    return model.criterion(model(images), masks)",
+}
+
+
+def bench(task: str) -> None:
+    project = ROOT / "build" / "bench-overhead" / task
+    shutil.rmtree(project, ignore_errors=True)
+    copier.run_copy(str(ROOT), project, data={"task": task}, defaults=True, quiet=True, vcs_ref="HEAD", unsafe=True)
+    datamodule, model = NAMES[task]
+    code = MEASURE.replace("DATAMODULE", datamodule).replace("MODEL", model).replace("LOSS", LOSSES[task])
+    env = {**os.environ, "PYTHONPATH": str(project / "src"), "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True, check=False
+    )
+    print(f"== {task} ({os.cpu_count()} cpu cores, default config)")
+    if result.returncode != 0:
+        print(result.stderr[-3000:])
+        return
+    print("\n".join(result.stdout.strip().splitlines()[-4:]))
+
+
+def main() -> None:
+    for task in sys.argv[1:] or TASKS:
+        bench(task)
+
+
+if __name__ == "__main__":
+    main()
