@@ -23,8 +23,14 @@ def write_atomic(path: Path, content: str | bytes) -> None:
     os.replace(partial, path)
 
 
-def write_png(path: Path, picture: Tensor) -> None:
-    """A uint8 picture of shape (3, H, W) as a PNG file, written atomically."""
+def png_bytes(picture: Tensor) -> bytes:
+    """A uint8 picture, RGB of shape (3, H, W) or one channel of shape (H, W), encoded as PNG."""
+    pixels = picture.detach().cpu()
     encoded = io.BytesIO()
-    Image.fromarray(picture.detach().cpu().permute(1, 2, 0).numpy()).save(encoded, format="PNG")
-    write_atomic(path, encoded.getvalue())
+    Image.fromarray((pixels.permute(1, 2, 0) if pixels.dim() == 3 else pixels).numpy()).save(encoded, format="PNG")
+    return encoded.getvalue()
+
+
+def write_png(path: Path, picture: Tensor) -> None:
+    """`png_bytes(picture)`, written atomically."""
+    write_atomic(path, png_bytes(picture))
