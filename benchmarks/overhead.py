@@ -68,7 +68,7 @@ def lightning_round(run_dir):
     logger = build_logger(config, run_dir)
     metrics_file = MetricsFile(run_dir / "metrics.json")
     report = EvaluationReport(Evaluation(model), config.report, config.seed, run_dir / "report", logger, metrics_file)
-    callbacks = [*build_callbacks(config.callbacks, config.checkpoint, run_dir, metrics_file), report, times]
+    callbacks = [*build_callbacks(config, run_dir, metrics_file), report, times]
     trainer = runner._trainer(
         config, default_root_dir=run_dir, logger=logger, callbacks=callbacks, max_epochs=1,
         limit_train_batches=WARMUP + STEPS + 1, limit_val_batches=2, num_sanity_val_steps=0,

@@ -1,0 +1,188 @@
+"""Benchmark: how fast each task's data pipeline delivers training batches, and whether the default
+`data.num_workers` keeps ahead of the model.
+
+For each task it renders the default project and, in one process, measures
+- per worker: images/s of the training loader with `num_workers 0` and one thread, which is what
+  one worker process does (decode or draw, augment, collate), for the synthetic data set and for the
+  same kind of data read from disk in the task's real format (ImageFolder PNGs, COCO JSON + PNGs,
+  image + mask PNGs, written here at the default image size);
+- the loader alone with the default `num_workers` (what `auto` resolves to on this machine);
+- the model: images/s of training steps (forward, backward, optimizer step) on one batch held in
+  memory, with the default thread count;
+- and a real epoch slice through the plain training loop with the default loader, counting the time
+  each step waited for its batch.
+The goal is a loader at least 3x faster than the model with the default workers, and no step
+waiting for data. A benchmark, not a test: it exits 0. `python benchmarks/data_pipeline.py
+detection` runs one task.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import copier
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ("classification", "detection", "segmentation")
+
+MEASURE = """
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from vision_project.config import Config
+from vision_project.data.datamodule import DATAMODULE
+from vision_project.data.splits import loader_options
+from vision_project.models.MODULE import MODEL
+from vision_project.models.optimization import configure_optimization
+from tests import sample_data
+
+DISK_IMAGES = 512
+BATCHES = 12
+
+
+def loader_speed(config, workers, threads):
+    torch.set_num_threads(threads)
+    data = config.data.model_copy(update={"num_workers": workers})
+    datamodule = DATAMODULE(data, seed=config.seed)
+    datamodule.setup("fit")
+    batches = iter(datamodule.train_dataloader())
+    next(batches)  # workers started, first batch out of the way
+    start = time.perf_counter()
+    for _ in range(BATCHES):
+        next(batches)
+    seconds = time.perf_counter() - start
+    del batches
+    return BATCHES * data.batch_size / seconds
+
+
+def loss_of(model, batch):
+    LOSS
+
+
+def model_speed(config):
+    torch.set_num_threads(DEFAULT_THREADS)
+    datamodule = DATAMODULE(config.data.model_copy(update={"num_workers": 0}), seed=config.seed)
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    model = MODEL(config, **datamodule.class_info)
+    model.train()
+    optimizer = configure_optimization(model.parameters(), config.optim, 100)["optimizer"]
+    times = []
+    for step in range(7):
+        start = time.perf_counter()
+        loss = loss_of(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        loss.item()
+        if step >= 2:
+            times.append(time.perf_counter() - start)
+    return config.data.batch_size / (sum(times) / len(times)), model
+
+
+def data_wait(config, model):
+    \"\"\"Training steps through the default loader: the share of the time spent waiting for batches.\"\"\"
+    torch.set_num_threads(DEFAULT_THREADS)
+    datamodule = DATAMODULE(config.data, seed=config.seed)
+    datamodule.setup("fit")
+    optimizer = configure_optimization(model.parameters(), config.optim, 100)["optimizer"]
+    batches = iter(datamodule.train_dataloader())
+    next(batches)
+    waited = total = 0.0
+    for _ in range(BATCHES):
+        start = time.perf_counter()
+        batch = next(batches)
+        got = time.perf_counter()
+        loss = loss_of(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        loss.item()
+        waited += got - start
+        total += time.perf_counter() - start
+    return waited / total
+
+
+DEFAULT_THREADS = torch.get_num_threads()
+config = Config()
+workers = loader_options(config.data)["num_workers"]
+with tempfile.TemporaryDirectory() as folder:
+    root = (WRITE)(Path(folder), config.data.image_size)
+    disk = config.model_copy(update={"data": config.data.model_copy(update={"root": root})})
+    figures = {
+        "synthetic": (loader_speed(config, 0, 1), loader_speed(config, workers, DEFAULT_THREADS)),
+        "on disk": (loader_speed(disk, 0, 1), loader_speed(disk, workers, DEFAULT_THREADS)),
+    }
+model_images, model = model_speed(config)
+wait = data_wait(config, model)
+print(f"cpu cores: {os.cpu_count()}, threads: {DEFAULT_THREADS}, default num_workers: {workers}")
+print(f"model: {model_images:.0f} images/s (training steps, batch {config.data.batch_size})")
+for source, (one_worker, default) in figures.items():
+    print(
+        f"{source:9} loader: {one_worker:6.0f} images/s per worker, {default:6.0f} with {workers} workers"
+        f" = {default / model_images:.1f}x the model"
+    )
+print(f"steps through the default synthetic loader waited for data {100 * wait:.1f} % of the time")
+"""
+
+SETTINGS = {
+    "classification": {
+        "DATAMODULE": "ClassificationDataModule",
+        "MODULE": "classifier",
+        "MODEL": "ImageClassifier",
+        "LOSS": "images, targets = batch\n    return model.criterion(model(images), targets)",
+        "WRITE": "lambda root, size: sample_data.write_image_folder("
+        "root, {'train': DISK_IMAGES // 4, 'val': 4}, image_size=size)",
+    },
+    "detection": {
+        "DATAMODULE": "DetectionDataModule",
+        "MODULE": "detector",
+        "MODEL": "ObjectDetector",
+        "LOSS": "images, targets = batch\n    return torch.stack(list(model.network(images, targets).values())).sum()",
+        "WRITE": "lambda root, size: [sample_data.write_coco_split(root / split, count, seed, size)"
+        " for seed, (split, count) in enumerate({'train': DISK_IMAGES, 'val': 8}.items())] and root",
+    },
+    "segmentation": {
+        "DATAMODULE": "SegmentationDataModule",
+        "MODULE": "segmenter",
+        "MODEL": "SemanticSegmenter",
+        "LOSS": "images, masks = batch\n    return model.criterion(model(images), masks)",
+        "WRITE": "lambda root, size: [sample_data.write_mask_split(root / split, count, seed, size)"
+        " for seed, (split, count) in enumerate({'train': DISK_IMAGES, 'val': 8}.items())] and root",
+    },
+}
+
+
+def bench(task: str) -> None:
+    project = ROOT / "build" / "bench-data" / task
+    shutil.rmtree(project, ignore_errors=True)
+    copier.run_copy(str(ROOT), project, data={"task": task}, defaults=True, quiet=True, vcs_ref="HEAD", unsafe=True)
+    code = MEASURE
+    for placeholder, value in SETTINGS[task].items():
+        code = code.replace(placeholder, value)
+    env = {**os.environ, "PYTHONPATH": f"{project / 'src'}{os.pathsep}{project}", "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True, check=False
+    )
+    print(f"== {task}")
+    if result.returncode != 0:
+        print(result.stderr[-3000:])
+        return
+    print(result.stdout.strip())
+
+
+def main() -> None:
+    for task in sys.argv[1:] or TASKS:
+        bench(task)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""`benchmarks/gpu.py` needs a GPU that CI machines lack; its `--cpu` mode runs every line of it on
+the CPU with small sizes, so that it still works the day a GPU is at hand."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.trained
+TASKS = ("classification", "detection", "segmentation")
+
+
+def test_the_gpu_benchmark_runs_on_the_cpu() -> None:
+    result = subprocess.run(
+        [sys.executable, "benchmarks/gpu.py", "--cpu"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    sections = dict(re.findall(r"^== (\w+)\n(.*?)(?=^== |\Z)", result.stdout, flags=re.MULTILINE | re.DOTALL))
+    assert set(sections) == set(TASKS), result.stdout
+    for task, text in sections.items():
+        for mode in ("off", "on "):
+            assert re.search(
+                rf"^compile {mode}: lightning +\d+\.\d images/s, plain +\d+\.\d images/s, ratio=\d", text, re.M
+            ), f"{task}:\n{text}"
+        assert len(re.findall(r"^final val_\w+: \d\.\d{4}", text, re.M)) == 2, f"{task}:\n{text}"
