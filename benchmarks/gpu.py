@@ -12,8 +12,9 @@ each timed from one batch's start to the next after warm-up steps (the first com
 included in the warm-up), printing images/s and the ratio. Then it runs `default_fit.py` for the
 task (the default config picks bf16-mixed on such a GPU by itself) for the time to target.
 
-`--cpu` runs the same code on the CPU with small sizes and few steps, so that it keeps working
-where no GPU is at hand; its figures mean nothing. A benchmark, not a test: it exits 0.
+`--cpu` runs the same code on the CPU, in float32 (a CPU without bfloat16 units emulates it) with
+the sizes of the projects' own tests (so `torch.compile` finds their graphs in its cache) and few
+steps, so that it keeps working where no GPU is at hand; its figures mean nothing. A benchmark, not a test: it exits 0.
 `python benchmarks/gpu.py [--cpu] [task ...]`.
 """
 
@@ -50,13 +51,14 @@ from vision_project.models.optimization import configure_optimization
 from vision_project.report import EvaluationReport
 
 DEVICE = "DEVICE_TYPE"
+PRECISION = "PRECISION_NAME"
 WARMUP, STEPS = WARMUP_STEPS, TIMED_STEPS
 OVERRIDES = SIZE_OVERRIDES
 
 
 def settings(compiled):
     accelerator = "gpu" if DEVICE == "cuda" else "cpu"
-    chosen = [("trainer.accelerator", accelerator), ("trainer.devices", 1), ("trainer.precision", "bf16-mixed")]
+    chosen = [("trainer.accelerator", accelerator), ("trainer.devices", 1), ("trainer.precision", PRECISION)]
     return load_config(overrides=[*OVERRIDES, *chosen, ("model.compile", compiled)])
 
 
@@ -83,7 +85,7 @@ def lightning_round(config, run_dir):
     trainer = runner._trainer(
         config, default_root_dir=run_dir, logger=logger, callbacks=callbacks, max_epochs=1,
         limit_train_batches=WARMUP + STEPS + 1, limit_val_batches=1, num_sanity_val_steps=0,
-        use_distributed_sampler=False,
+        use_distributed_sampler=False, enable_model_summary=False,
     )
     trainer.fit(model, datamodule=datamodule)
     return [later - earlier for earlier, later in zip(times.starts, times.starts[1:])][WARMUP:]
@@ -102,7 +104,7 @@ def plain_round(config):
         if index == WARMUP + STEPS:
             break
         batch = tree_map(lambda item: item.to(DEVICE, non_blocking=True) if torch.is_tensor(item) else item, batch)
-        with torch.autocast(device_type=DEVICE, dtype=torch.bfloat16):
+        with torch.autocast(device_type=DEVICE, dtype=torch.bfloat16, enabled=PRECISION == "bf16-mixed"):
             loss = loss_of(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -113,7 +115,7 @@ def plain_round(config):
 
 
 name = torch.cuda.get_device_name() if DEVICE == "cuda" else "CPU, {} threads".format(torch.get_num_threads())
-print(f"device: {name}, torch {torch.__version__}, bf16-mixed, {STEPS} timed steps after {WARMUP}")
+print(f"device: {name}, torch {torch.__version__}, {PRECISION}, {STEPS} timed steps after {WARMUP}")
 with tempfile.TemporaryDirectory() as folder:
     for compiled in (False, True):
         config = settings(compiled)
@@ -140,14 +142,15 @@ LOSSES = {
 }
 CPU_SIZES = [
     ("data.image_size", 64),
-    ("data.batch_size", 8),
-    ("data.synthetic_train_size", 64),
+    ("data.batch_size", 16),
+    ("data.synthetic_train_size", 96),
     ("data.synthetic_val_size", 16),
     ("data.synthetic_test_size", 16),
     ("callbacks.progress_bar", False),
 ]
-"""`--cpu`: just enough to run every line."""
-CPU_FIT = [f"--{key}={str(value).lower()}" for key, value in CPU_SIZES] + ["--trainer.max_epochs=1"]
+"""`--cpu`: just enough to run every line, in batches shaped as in the projects' tests."""
+CPU_FIT = [f"--{key}={str(value).lower()}" for key, value in CPU_SIZES]
+CPU_FIT += ["--trainer.max_epochs=1", "--trainer.log_every_n_steps=1"]
 
 
 def bench(task: str, cpu: bool) -> None:
@@ -158,7 +161,8 @@ def bench(task: str, cpu: bool) -> None:
     replacements = {
         "DEVICE_TYPE": "cpu" if cpu else "cuda",
         "WARMUP_STEPS": "2" if cpu else "10",
-        "TIMED_STEPS": "2" if cpu else "50",
+        "TIMED_STEPS": "3" if cpu else "50",
+        "PRECISION_NAME": "32-true" if cpu else "bf16-mixed",
         "SIZE_OVERRIDES": repr(CPU_SIZES if cpu else []),
         "DATAMODULE": datamodule,
         "MODEL": model,
