@@ -18,16 +18,9 @@ detection` runs one task.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
-import copier
-
-ROOT = Path(__file__).resolve().parents[1]
-TASKS = ("classification", "detection", "segmentation")
+from projects import TASKS, fill, output_or_error, render, run_code
 
 MEASURE = """
 import os
@@ -133,50 +126,21 @@ for source, (one_worker, default) in figures.items():
 print(f"steps through the default synthetic loader waited for data {100 * wait:.1f} % of the time")
 """
 
-SETTINGS = {
-    "classification": {
-        "DATAMODULE": "ClassificationDataModule",
-        "MODULE": "classifier",
-        "MODEL": "ImageClassifier",
-        "LOSS": "images, targets = batch\n    return model.criterion(model(images), targets)",
-        "WRITE": "lambda root, size: sample_data.write_image_folder("
-        "root, {'train': DISK_IMAGES // 4, 'val': 4}, image_size=size)",
-    },
-    "detection": {
-        "DATAMODULE": "DetectionDataModule",
-        "MODULE": "detector",
-        "MODEL": "ObjectDetector",
-        "LOSS": "images, targets = batch\n    return torch.stack(list(model.network(images, targets).values())).sum()",
-        "WRITE": "lambda root, size: [sample_data.write_coco_split(root / split, count, seed, size)"
-        " for seed, (split, count) in enumerate({'train': DISK_IMAGES, 'val': 8}.items())] and root",
-    },
-    "segmentation": {
-        "DATAMODULE": "SegmentationDataModule",
-        "MODULE": "segmenter",
-        "MODEL": "SemanticSegmenter",
-        "LOSS": "images, masks = batch\n    return model.criterion(model(images), masks)",
-        "WRITE": "lambda root, size: [sample_data.write_mask_split(root / split, count, seed, size)"
-        " for seed, (split, count) in enumerate({'train': DISK_IMAGES, 'val': 8}.items())] and root",
-    },
+WRITERS = {  # a data set of DISK_IMAGES training images in the task's format, at the default size
+    "classification": "lambda root, size: sample_data.write_image_folder("
+    "root, {'train': DISK_IMAGES // 4, 'val': 4}, image_size=size)",
+    "detection": "lambda root, size: [sample_data.write_coco_split(root / split, count, seed, size)"
+    " for seed, (split, count) in enumerate({'train': DISK_IMAGES, 'val': 8}.items())] and root",
+    "segmentation": "lambda root, size: [sample_data.write_mask_split(root / split, count, seed, size)"
+    " for seed, (split, count) in enumerate({'train': DISK_IMAGES, 'val': 8}.items())] and root",
 }
 
 
 def bench(task: str) -> None:
-    project = ROOT / "build" / "bench-data" / task
-    shutil.rmtree(project, ignore_errors=True)
-    copier.run_copy(str(ROOT), project, data={"task": task}, defaults=True, quiet=True, vcs_ref="HEAD", unsafe=True)
-    code = MEASURE
-    for placeholder, value in SETTINGS[task].items():
-        code = code.replace(placeholder, value)
-    env = {**os.environ, "PYTHONPATH": f"{project / 'src'}{os.pathsep}{project}", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True, check=False
-    )
+    project = render(task, "bench-data")
+    result = run_code(project, fill(MEASURE, task, WRITE=WRITERS[task]), with_tests=True)
     print(f"== {task}")
-    if result.returncode != 0:
-        print(result.stderr[-3000:])
-        return
-    print(result.stdout.strip())
+    print(output_or_error(result))
 
 
 def main() -> None:

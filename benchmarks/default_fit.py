@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
-import copier
+from projects import output_or_error, project_env, render
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # type: ignore[import-untyped]
 
-ROOT = Path(__file__).resolve().parents[1]
 GOALS = {  # task: (monitored metric, target, seconds)
     "classification": ("val_acc", 0.95, 300),
     "detection": ("val_map_50", 0.5, 600),
@@ -31,14 +28,15 @@ GOALS = {  # task: (monitored metric, target, seconds)
 
 def bench(task: str, fit_args: Sequence[str] = ()) -> None:
     metric, target, budget = GOALS[task]
-    project = ROOT / "build" / "bench" / task
-    shutil.rmtree(project, ignore_errors=True)
-    copier.run_copy(str(ROOT), project, data={"task": task}, defaults=True, quiet=True, vcs_ref="HEAD", unsafe=True)
-    env = {**os.environ, "PYTHONPATH": str(project / "src")}
+    project = render(task, "bench")
     command = [sys.executable, "-m", "vision_project", "fit", "--callbacks.progress_bar", "false", *fit_args]
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, check=True)
+    result = subprocess.run(command, cwd=project, env=project_env(project), capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
+    print(f"== {task} ({os.cpu_count()} cpu cores)")
+    if result.returncode != 0:
+        print(output_or_error(result))
+        return
     run_dir = project / result.stdout.strip().splitlines()[-1].removeprefix("Run directory: ")
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
@@ -46,7 +44,6 @@ def bench(task: str, fit_args: Sequence[str] = ()) -> None:
     curve = [(scalar.value, scalar.wall_time - first_step) for scalar in events.Scalars(metric)]
     reached = next((elapsed for value, elapsed in curve if value >= target), None)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    print(f"== {task} ({os.cpu_count()} cpu cores)")
     for epoch, (value, elapsed) in enumerate(curve):
         print(f"epoch {epoch}: {metric} {value:.4f} at {elapsed:6.1f} s of training")
     print(f"wall time (fit):  {seconds:.1f} s")

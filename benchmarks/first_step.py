@@ -9,16 +9,11 @@ runs one task.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-import copier
+from projects import TASKS, output_or_error, render, run_code
 
-ROOT = Path(__file__).resolve().parents[1]
-TASKS = ("classification", "detection", "segmentation")
 GOAL_SECONDS = 30.0
 
 MEASURE = """
@@ -54,21 +49,19 @@ print(f"rest {finished - marks['step']:.2f}")
 
 
 def bench(task: str) -> None:
-    project = ROOT / "build" / "bench-first-step" / task
-    shutil.rmtree(project, ignore_errors=True)
     started = time.perf_counter()
-    copier.run_copy(str(ROOT), project, data={"task": task}, defaults=True, quiet=True, vcs_ref="HEAD", unsafe=True)
-    render = time.perf_counter() - started
-    env = {**os.environ, "PYTHONPATH": str(project / "src"), "PYTHONWARNINGS": "ignore"}
+    project = render(task, "bench-first-step")
+    rendering = time.perf_counter() - started
     started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-c", MEASURE], cwd=project, env=env, capture_output=True, text=True, check=True
-    )
+    result = run_code(project, MEASURE)
     process = time.perf_counter() - started
+    if result.returncode != 0:
+        print(f"== {task}\n{output_or_error(result)}")
+        return
     parts = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in result.stdout.splitlines()[-5:]}
-    total = render + process
+    total = rendering + process
     print(f"== {task} ({os.cpu_count()} cpu cores, `fit --trainer.fast_dev_run true`)")
-    print(f"render (copier):  {render:6.2f} s")
+    print(f"render (copier):  {rendering:6.2f} s")
     for name, seconds in parts.items():
         print(f"{name + ':':<17} {seconds:6.2f} s")
     print(f"interpreter start and exit: {process - sum(parts.values()):.2f} s")

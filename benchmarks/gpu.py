@@ -21,16 +21,10 @@ steps, so that it keeps working where no GPU is at hand; its figures mean nothin
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-import copier
-
-ROOT = Path(__file__).resolve().parents[1]
-TASKS = ("classification", "detection", "segmentation")
+from projects import ROOT, TASKS, fill, output_or_error, render, run_code
 
 MEASURE = """
 import statistics
@@ -130,16 +124,6 @@ if DEVICE == "cuda":
     print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
 """
 
-NAMES = {
-    "classification": ("ClassificationDataModule", "ImageClassifier"),
-    "detection": ("DetectionDataModule", "ObjectDetector"),
-    "segmentation": ("SegmentationDataModule", "SemanticSegmenter"),
-}
-LOSSES = {
-    "classification": "images, targets = batch\n    return model.criterion(model(images), targets)",
-    "detection": "images, targets = batch\n    return torch.stack(list(model.network(images, targets).values())).sum()",
-    "segmentation": "images, masks = batch\n    return model.criterion(model(images), masks)",
-}
 CPU_SIZES = [
     ("data.image_size", 64),
     ("data.batch_size", 16),
@@ -154,29 +138,18 @@ CPU_FIT += ["--trainer.max_epochs=1", "--trainer.log_every_n_steps=1"]
 
 
 def bench(task: str, cpu: bool) -> None:
-    project = ROOT / "build" / "bench-gpu" / task
-    shutil.rmtree(project, ignore_errors=True)
-    copier.run_copy(str(ROOT), project, data={"task": task}, defaults=True, quiet=True, vcs_ref="HEAD", unsafe=True)
-    datamodule, model = NAMES[task]
-    replacements = {
-        "DEVICE_TYPE": "cpu" if cpu else "cuda",
-        "WARMUP_STEPS": "2" if cpu else "10",
-        "TIMED_STEPS": "3" if cpu else "50",
-        "PRECISION_NAME": "32-true" if cpu else "bf16-mixed",
-        "SIZE_OVERRIDES": repr(CPU_SIZES if cpu else []),
-        "DATAMODULE": datamodule,
-        "MODEL": model,
-        "LOSS": LOSSES[task],
-    }
-    code = MEASURE
-    for placeholder, value in replacements.items():
-        code = code.replace(placeholder, value)
-    env = {**os.environ, "PYTHONPATH": str(project / "src"), "PYTHONWARNINGS": "ignore"}
-    print(f"== {task}", flush=True)
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True, check=False
+    project = render(task, "bench-gpu")
+    code = fill(
+        MEASURE,
+        task,
+        DEVICE_TYPE="cpu" if cpu else "cuda",
+        PRECISION_NAME="32-true" if cpu else "bf16-mixed",
+        WARMUP_STEPS="2" if cpu else "10",
+        TIMED_STEPS="3" if cpu else "50",
+        SIZE_OVERRIDES=repr(CPU_SIZES if cpu else []),
     )
-    print(result.stdout.strip() if result.returncode == 0 else result.stderr[-3000:], flush=True)
+    print(f"== {task}", flush=True)
+    print(output_or_error(run_code(project, code)), flush=True)
     fit_args = CPU_FIT if cpu else []
     for compiled in ("false", "true"):
         print(f"-- default fit, model.compile {compiled}", flush=True)

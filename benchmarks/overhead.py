@@ -17,15 +17,9 @@ callbacks included), after warm-up steps. It prints the median step times and, l
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
-import copier
-
-ROOT = Path(__file__).resolve().parents[1]
-TASKS = ("classification", "detection", "segmentation")
+from projects import TASKS, fill, output_or_error, render, run_code
 
 MEASURE = """
 import statistics
@@ -110,33 +104,13 @@ print(f"plain step:     {statistics.median(plain) * 1000:8.1f} ms (median)")
 print(f"ratio={statistics.median(lightning) / statistics.median(plain):.3f}")
 """
 
-NAMES = {
-    "classification": ("ClassificationDataModule", "ImageClassifier"),
-    "detection": ("DetectionDataModule", "ObjectDetector"),
-    "segmentation": ("SegmentationDataModule", "SemanticSegmenter"),
-}
-LOSSES = {
-    "classification": "images, targets = batch\n    return model.criterion(model(images), targets)",
-    "detection": "images, targets = batch\n    return torch.stack(list(model.network(images, targets).values())).sum()",
-    "segmentation": "images, masks = batch\n    return model.criterion(model(images), masks)",
-}
-
 
 def bench(task: str) -> None:
-    project = ROOT / "build" / "bench-overhead" / task
-    shutil.rmtree(project, ignore_errors=True)
-    copier.run_copy(str(ROOT), project, data={"task": task}, defaults=True, quiet=True, vcs_ref="HEAD", unsafe=True)
-    datamodule, model = NAMES[task]
-    code = MEASURE.replace("DATAMODULE", datamodule).replace("MODEL", model).replace("LOSS", LOSSES[task])
-    env = {**os.environ, "PYTHONPATH": str(project / "src"), "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True, check=False
-    )
+    project = render(task, "bench-overhead")
+    result = run_code(project, fill(MEASURE, task))
     print(f"== {task} ({os.cpu_count()} cpu cores, default config)")
-    if result.returncode != 0:
-        print(result.stderr[-3000:])
-        return
-    print("\n".join(result.stdout.strip().splitlines()[-4:]))
+    lines = output_or_error(result).splitlines()
+    print("\n".join(lines[-4:] if result.returncode == 0 else lines))
 
 
 def main() -> None:

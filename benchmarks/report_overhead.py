@@ -12,15 +12,9 @@ runs one task.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
-import copier
-
-ROOT = Path(__file__).resolve().parents[1]
-TASKS = ("classification", "detection", "segmentation")
+from projects import TASKS, fill, output_or_error, render, run_code
 
 MEASURE = """
 import time
@@ -62,25 +56,12 @@ trainer.validate(model, datamodule=datamodule, verbose=False)
 print(f"validate with the report after the fit: {time.perf_counter() - started:.2f} s")
 """
 
-NAMES = {
-    "classification": ("ClassificationDataModule", "ImageClassifier"),
-    "detection": ("DetectionDataModule", "ObjectDetector"),
-    "segmentation": ("SegmentationDataModule", "SemanticSegmenter"),
-}
-
 
 def bench(task: str) -> None:
-    project = ROOT / "build" / "bench-report" / task
-    shutil.rmtree(project, ignore_errors=True)
-    copier.run_copy(str(ROOT), project, data={"task": task}, defaults=True, quiet=True, vcs_ref="HEAD", unsafe=True)
-    datamodule, model = NAMES[task]
-    code = MEASURE.replace("DATAMODULE", datamodule).replace("MODEL", model)
-    env = {**os.environ, "PYTHONPATH": str(project / "src"), "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True, check=True
-    )
+    project = render(task, "bench-report")
+    result = run_code(project, fill(MEASURE, task))
     print(f"== {task} ({os.cpu_count()} cpu cores, default config, 1 epoch)")
-    print(result.stdout.strip())
+    print(output_or_error(result))
 
 
 def main() -> None:

@@ -9,16 +9,14 @@ A benchmark, not a test: it prints figures and exits 0.
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import copier
+from projects import project_env, render
 
-ROOT = Path(__file__).resolve().parents[1]
 RUNS = 9
 
 
@@ -33,10 +31,8 @@ def median_seconds(command: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 
 def main() -> None:
-    project = ROOT / "build" / "bench-startup"
-    shutil.rmtree(project, ignore_errors=True)
-    copier.run_copy(str(ROOT), project, defaults=True, quiet=True, vcs_ref="HEAD", unsafe=True)
-    env = {**os.environ, "PYTHONPATH": str(project / "src")}
+    project = render("classification", "bench-startup")
+    env = project_env(project)
     python = [sys.executable]
     torch_import = median_seconds([*python, "-c", "import torch"], project, env)
     nothing = median_seconds([*python, "-c", "pass"], project, env)
