@@ -76,10 +76,9 @@ def test_only_the_logger_files_differ_between_loggers(rendered: Renders) -> None
 @pytest.mark.parametrize("answers", TRAINED, ids=combo_id)
 def test_every_import_is_a_declared_dependency(rendered: Renders, answers: dict[str, str]) -> None:
     project = rendered(**answers)
-    declared = {
-        re.split(r"[<>=!\[; ]", requirement, maxsplit=1)[0].lower()
-        for requirement in tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"]
-    }
+    metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    requirements = [*metadata["dependencies"], *metadata["optional-dependencies"]["export"]]  # `export` imports these
+    declared = {re.split(r"[<>=!\[; ]", requirement, maxsplit=1)[0].lower() for requirement in requirements}
     imported: set[str] = set()
     for path in (project / "src").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -94,7 +93,7 @@ def test_every_import_is_a_declared_dependency(rendered: Renders, answers: dict[
         for module in third_party
         if not {d.lower() for d in owners.get(module, [])} & declared
     }
-    assert not undeclared, f"imported but not in [project.dependencies]: {undeclared}"
+    assert not undeclared, f"imported but not in [project.dependencies] or the export extra: {undeclared}"
 
 
 def test_installs_with_pip_and_exposes_the_command(rendered: Renders, tmp_path: Path) -> None:
