@@ -25,8 +25,8 @@ test: $(BIN)/.installed lint
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check tests scripts hooks benchmarks
-	$(BIN)/ruff format --check tests scripts hooks benchmarks
+	$(BIN)/ruff check template/src tests scripts hooks benchmarks
+	$(BIN)/ruff format --check template/src tests scripts hooks benchmarks
 	$(BIN)/mypy
 
 # Times `fit` with no arguments for each task and prints the figures (not part of `test`).

@@ -24,6 +24,7 @@ from .conftest import TEMPLATE_VERSION, Renders, git, render, run, set_environme
         ({"package_name": "class"}, "is a Python keyword, a standard-library module or a dependency"),
         ({"package_name": "json"}, "is a Python keyword, a standard-library module or a dependency"),
         ({"package_name": "torch"}, "is a Python keyword, a standard-library module or a dependency"),
+        ({"package_name": "a" * 51}, "is 51 characters long; at most 50"),
         ({"project_name": "   "}, "project_name must not be empty"),
         ({"author_email": "nobody"}, "author_email 'nobody' is not an e-mail address"),
         ({"task": "captioning"}, "Invalid choice"),

@@ -1,0 +1,47 @@
+"""Reading this project's checkpoints with torch alone: for the commands, and for `inference.py`,
+which serves a model without Lightning."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .config import Config, ConfigError, first_line
+
+NETWORK_PREFIX = "network."
+"""Where the LightningModule keeps the network: its weights' names in a checkpoint start so."""
+
+
+def read_checkpoint(path: Path, option: str = "--checkpoint") -> dict[str, Any]:
+    """A checkpoint of this project, read without unpickling any code (`weights_only=True`)."""
+    if not path.is_file():
+        raise ConfigError(f"{option} {path}: file not found")
+    try:
+        checkpoint: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+        config = checkpoint["hyper_parameters"]["config"]
+    except (OSError, RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as error:
+        raise ConfigError(f"{option} {path}: not a checkpoint of this project ({first_line(error)})") from None
+    try:
+        Config.from_data(config)
+    except ConfigError as error:
+        raise ConfigError(f"{option} {path}: written by another task or an incompatible version ({error})") from None
+    return checkpoint
+
+
+def checkpoint_config(path: Path, option: str = "--checkpoint") -> dict[str, Any]:
+    """The config stored in a checkpoint."""
+    config: dict[str, Any] = read_checkpoint(path, option)["hyper_parameters"]["config"]
+    return config
+
+
+def network_weights(checkpoint: dict[str, Any]) -> dict[str, Tensor]:
+    """The network's own state dict out of a checkpoint's (the LightningModule's)."""
+    return {
+        name.removeprefix(NETWORK_PREFIX): value
+        for name, value in checkpoint["state_dict"].items()
+        if name.startswith(NETWORK_PREFIX)
+    }

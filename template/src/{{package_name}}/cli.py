@@ -1,0 +1,212 @@
+"""Command line: `<package> fit | validate | test | predict | export | check`, also `python -m <package>`.
+
+Torch is imported only once a command runs, so `--help` and config errors answer at once.
+A user mistake prints one `error:` line naming the field, file or option, and exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from . import PROGRAM
+from .config import Config, ConfigError, RunStoppedError, load_config, parse_overrides
+
+if TYPE_CHECKING:  # the runner imports torch: only once a command runs
+    from .export import Parity
+    from .runner import CheckReport
+
+COMMANDS = {
+    "fit": "train a model (on the built-in synthetic data unless data.root is set)",
+    "validate": "validation metrics of a checkpoint",
+    "test": "test metrics of a checkpoint",
+    "predict": "predict every image in a folder; the predictions go below --output",
+    "export": "write the trained network as ONNX or a torch.export program (.pt2), checked against the checkpoint",
+    "check": "check the environment, the trainer settings and every file of the data, without training",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    console = Console()
+    try:
+        config, checkpoint = _resolve_config(args, parse_overrides(extra))
+        from . import runner
+
+        if args.command == "fit":
+            run_dir = runner.fit(config, resume=checkpoint)
+            if run_dir is not None:  # None in DDP worker processes: the launching process reports
+                metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+                for split in ("val", "test"):
+                    if split in metrics:
+                        console.print(_metrics_table(f"{split} metrics", metrics[split]))
+                console.print(f"Run directory: {run_dir}", highlight=False, soft_wrap=True)
+        elif args.command == "check":
+            report = runner.check(config)
+            _print_check(console, report)
+            for problem in report.problems:
+                print(f"{parser.prog}: error: {problem}", file=sys.stderr)
+            return 2 if report.problems else 0
+        elif args.command == "predict":
+            assert checkpoint is not None  # argparse requires --checkpoint here
+            written = runner.predict(config, checkpoint, args.input, args.output, visualize=args.visualize)
+            console.print(f"Predictions: {written}", highlight=False, soft_wrap=True)
+        elif args.command == "export":
+            assert checkpoint is not None
+            parity, model_file = runner.export_model(config, checkpoint, args.format, args.output)
+            console.print(_parity_table(parity))
+            console.print(f"Exported: {model_file}", highlight=False, soft_wrap=True)
+        else:
+            assert checkpoint is not None
+            results, report_folder = runner.evaluate(args.command, config, checkpoint, args.output)
+            console.print(_metrics_table(f"{args.command} metrics", results))
+            console.print(f"Report: {report_folder}", highlight=False, soft_wrap=True)
+    except ConfigError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    except RunStoppedError as error:
+        print(f"{parser.prog}: {error}", file=sys.stderr)
+        return error.exit_code
+    return 0
+
+
+def _resolve_config(args: argparse.Namespace, overrides: list[tuple[str, Any]]) -> tuple[Config, Path | None]:
+    """The config (defaults < checkpoint's config < --config files < overrides, validated once) and
+    the checkpoint it is based on, if any: `--checkpoint`, or for `fit` `--resume PATH | last`."""
+    option = "--resume" if args.command == "fit" else "--checkpoint"
+    given = getattr(args, option.lstrip("-"), None)
+    if given is None:
+        return load_config(args.config, overrides), None  # checked before torch is even imported
+    from . import runner
+    from .checkpoints import checkpoint_config
+
+    if given == "last":
+        checkpoint = runner.last_checkpoint(load_config(args.config, overrides).output_dir)
+    else:
+        checkpoint = Path(given)
+    base = checkpoint_config(checkpoint, option)
+    return load_config(args.config, overrides, base=base), checkpoint
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, description=f"Train and use the {PROGRAM} model.", allow_abbrev=False
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, summary in COMMANDS.items():
+        command = commands.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=_overrides_help(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            allow_abbrev=False,
+        )
+        command.add_argument(
+            "--config", action="append", type=Path, default=[], metavar="FILE", help="YAML config file (repeatable)"
+        )
+        if name == "fit":
+            command.add_argument(
+                "--resume",
+                metavar="PATH|last",
+                help="continue from a checkpoint, in its run directory; `last`: the newest run's last.ckpt",
+            )
+        elif name != "check":
+            command.add_argument(
+                "--checkpoint",
+                type=Path,
+                required=True,
+                metavar="PATH",
+                help="checkpoint to use; its config is the base",
+            )
+        if name == "predict":
+            command.add_argument("--input", type=Path, required=True, metavar="DIR", help="folder of images")
+            command.add_argument("--output", type=Path, required=True, metavar="DIR", help="where predictions go")
+            command.add_argument(
+                "--visualize",
+                action="store_true",
+                help="also write each image with its prediction drawn on it, to <output>/annotated/",
+            )
+        elif name == "export":
+            command.add_argument(
+                "--format", choices=["onnx", "pt2"], default="onnx", help="file format (default: onnx)"
+            )
+            command.add_argument(
+                "--output",
+                type=Path,
+                metavar="DIR",
+                help="where the model file and its parity figures go (default: export/ in the checkpoint's run folder)",
+            )
+        elif name in ("validate", "test"):
+            command.add_argument(
+                "--output",
+                type=Path,
+                metavar="DIR",
+                help="where report/<split>/ goes (default: the checkpoint's run directory)",
+            )
+    return parser
+
+
+def _overrides_help() -> str:
+    """Every config key with its default, so `--help` documents the whole config."""
+    lines = [
+        "config keys (override any with --key VALUE; later sources win:",
+        "defaults < checkpoint < --config files < overrides):",
+    ]
+    lines += [f"  --{key} {json.dumps(value)}" for key, value in Config().flat().items()]
+    return "\n".join(lines)
+
+
+def _print_check(console: Console, report: CheckReport) -> None:
+    environment = Table(title="environment", show_header=False)
+    for name, value in report.environment:
+        environment.add_row(name, value)
+    console.print(environment)
+    console.print(f"data: {report.data_source}", highlight=False, soft_wrap=True)
+    if report.label_counts:
+        splits = list(report.label_counts)
+        counts = Table(title="labels per split")
+        counts.add_column("class")
+        for split in splits:
+            counts.add_column(split, justify="right")
+        for name in report.label_counts[splits[0]]:
+            counts.add_row(name, *(str(report.label_counts[split].get(name, 0)) for split in splits))
+        console.print(counts)
+    if not report.problems:
+        console.print("No problems found.")
+
+
+def _metrics_table(title: str, metrics: dict[str, float]) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.4f}")
+    return table
+
+
+def _parity_table(parity: Parity) -> Table:
+    table = Table(title=f"parity gate: {parity.file_format} ({parity.exporter}, {parity.export_seconds:.1f} s)")
+    table.add_column("check")
+    table.add_column("exported vs eager", justify="right")
+    table.add_column("passed")
+    table.add_row(parity.file_check, "valid", "yes")
+    table.add_row(
+        f"outputs on {parity.batch_size} validation images",
+        f"max |diff| {parity.output_max_abs_diff:.2e}",
+        "yes" if parity.outputs_match else "NO",
+    )
+    table.add_row(
+        f"{parity.metric} on the validation split",
+        f"{parity.exported_metric:.4f} vs {parity.eager_metric:.4f} ({100 * parity.metric_relative_diff:.2f} % apart)",
+        "yes" if parity.metric_matches else "NO",
+    )
+    return table
