@@ -1,5 +1,6 @@
 # copier-lightning: the two commands in README.md.
-#   make demo  - create .venv, render a project with the defaults, train it on synthetic data, show metrics
+#   make demo  - create .venv, render a project with the defaults (no git repository: it lies inside this
+#                one), train it on synthetic data, show its metrics and the run directory's absolute path
 #   make test  - the whole test suite (what .ci/run runs)
 #   make bench - time each task's default `fit` and print its metric per epoch
 PYTHON ?= python3
@@ -17,9 +18,9 @@ $(BIN)/.installed: requirements-dev.txt
 
 demo: $(BIN)/.installed
 	rm -rf $(DEMO)
-	$(BIN)/copier copy --trust --defaults --vcs-ref HEAD --quiet . $(DEMO)
+	$(BIN)/copier copy --trust --defaults --vcs-ref HEAD --quiet --skip-tasks . $(DEMO)
 	$(BIN)/pip install --quiet --no-deps -e $(DEMO)
-	cd $(DEMO) && ../../$(BIN)/vision_project fit
+	cd $(DEMO) && ../../$(BIN)/vision_project fit --output_dir $(CURDIR)/$(DEMO)/runs
 
 test: $(BIN)/.installed lint
 	$(BIN)/pytest

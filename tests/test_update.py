@@ -72,7 +72,9 @@ FILES_PY = "template/src/{{package_name}}/files.py"
 DEFAULT_YAML = "template/configs/default.yaml.jinja"
 
 
-def test_user_edits_survive_and_template_changes_arrive(template: Path, tmp_path: Path) -> None:
+def test_user_edits_survive_and_template_changes_arrive(
+    template: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     project = project_from(template, tmp_path / "project")
     default_yaml = project / "configs" / "default.yaml"
     edit(default_yaml, "max_epochs: 5", "max_epochs: 30")
@@ -87,6 +89,7 @@ def test_user_edits_survive_and_template_changes_arrive(template: Path, tmp_path
 
     update(project)
 
+    assert "conflict markers" not in capfd.readouterr().err
     assert "max_epochs: 30" in default_yaml.read_text()
     assert "Trained on the team's data." in readme.read_text()
     assert '"""Writes that are whole or absent."""' in (project / "src" / "vision_project" / "files.py").read_text()
@@ -94,15 +97,21 @@ def test_user_edits_survive_and_template_changes_arrive(template: Path, tmp_path
     assert files_with_conflicts(project) == []
 
 
-def test_a_real_conflict_leaves_markers_that_the_pre_commit_hook_refuses(template: Path, tmp_path: Path) -> None:
+def test_a_real_conflict_is_named_and_leaves_markers_that_the_pre_commit_hook_refuses(
+    template: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     project = project_from(template, tmp_path / "project")
     edit(project / "configs" / "default.yaml", "patience: 5", "patience: 12")
     commit_all(project, "longer patience")
     release(template, "1.1.0", {DEFAULT_YAML: ("patience: 5", "patience: 8")})
+    capfd.readouterr()
 
     update(project)
 
     assert files_with_conflicts(project) == ["configs/default.yaml"]
+    told = capfd.readouterr().err
+    assert "copier-lightning: the update left conflict markers in 1 file(s): configs/default.yaml" in told
+    assert "git add" in told
     conflicted = (project / "configs" / "default.yaml").read_text()
     assert "patience: 12" in conflicted
     assert "patience: 8" in conflicted
@@ -212,3 +221,23 @@ def test_rendered_answers_file_records_source_and_version(tmp_path: Path, templa
     assert answers["_src_path"] == str(template_repo)
     assert answers["logger"] == "csv"
     assert "distribution_name" not in answers  # derived values are recomputed, never stored
+
+
+def test_a_copy_from_a_relative_path_warns_and_names_the_absolute_one(template: Path, tmp_path: Path) -> None:
+    """Copier stores the relative path, which `copier update` cannot use from inside the project."""
+    (tmp_path / "work").mkdir()
+    relative = Path("..") / template.name
+    command = [tool("copier"), "copy", "--trust", "--defaults", "--vcs-ref", "1.0.0", str(relative), "out/my-project"]
+    result = subprocess.run(command, cwd=tmp_path / "work", capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert f"copied from the relative path '{relative}'" in result.stderr
+    assert f"copy from an absolute path ({template.resolve()}) or a URL" in result.stderr
+    assert "Next steps:\n  cd out/my-project\n  pip install -e '.[dev]'" in result.stdout
+    assert "  vision_project fit" in result.stdout
+
+
+def test_a_copy_from_an_absolute_path_does_not_warn(template: Path, tmp_path: Path) -> None:
+    command = [tool("copier"), "copy", "--trust", "--defaults", "--vcs-ref", "1.0.0", str(template), "p"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "relative path" not in result.stderr
