@@ -32,11 +32,11 @@ class Marks(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         marks.setdefault("step", time.perf_counter())
 
-build_trainer = runner._trainer
+build_trainer = runner.build_trainer
 def with_marks(config, **overrides):
     overrides["callbacks"] = [*overrides.get("callbacks", []), Marks()]
     return build_trainer(config, **overrides)
-runner._trainer = with_marks
+runner.build_trainer = with_marks
 status = cli.main(["fit", "--trainer.fast_dev_run", "true", "--callbacks.progress_bar", "false"])
 finished = time.perf_counter()
 assert status == 0

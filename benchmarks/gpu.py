@@ -36,13 +36,14 @@ import torch
 from lightning import Callback
 from torch.utils._pytree import tree_map
 
-from vision_project import runner
 from vision_project.callbacks import MetricsFile, build_callbacks
 from vision_project.config import load_config
 from vision_project.evaluation import Evaluation
 from vision_project.loggers import build_logger
 from vision_project.models.optimization import configure_optimization
 from vision_project.report import EvaluationReport
+from vision_project.task import DataModule, Model
+from vision_project.trainers import build_trainer
 
 DEVICE = "DEVICE_TYPE"
 PRECISION = "PRECISION_NAME"
@@ -69,14 +70,14 @@ class StepTimes(Callback):
 
 
 def lightning_round(config, run_dir):
-    datamodule = runner.DATAMODULE(config.data, seed=config.seed)
-    model = runner.MODEL(config, **datamodule.class_info)
+    datamodule = DataModule(config.data, seed=config.seed)
+    model = Model(config, **datamodule.class_info)
     times = StepTimes()
     logger = build_logger(config, run_dir)
     metrics_file = MetricsFile(run_dir / "metrics.json")
     report = EvaluationReport(Evaluation(model), config.report, config.seed, run_dir / "report", logger, metrics_file)
     callbacks = [*build_callbacks(config, run_dir, metrics_file), report, times]
-    trainer = runner._trainer(
+    trainer = build_trainer(
         config, default_root_dir=run_dir, logger=logger, callbacks=callbacks, max_epochs=1,
         limit_train_batches=WARMUP + STEPS + 1, limit_val_batches=1, num_sanity_val_steps=0,
         use_distributed_sampler=False, enable_model_summary=False,
@@ -86,9 +87,9 @@ def lightning_round(config, run_dir):
 
 
 def plain_round(config):
-    datamodule = runner.DATAMODULE(config.data, seed=config.seed)
+    datamodule = DataModule(config.data, seed=config.seed)
     datamodule.setup("fit")
-    model = runner.MODEL(config, **datamodule.class_info).to(DEVICE)
+    model = Model(config, **datamodule.class_info).to(DEVICE)
     optimization = configure_optimization(model.parameters(), config.optim, WARMUP + STEPS + 1)
     optimizer, scheduler = optimization["optimizer"], optimization["lr_scheduler"]["scheduler"]
     model.train()

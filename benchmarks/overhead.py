@@ -30,19 +30,20 @@ from pathlib import Path
 import torch
 from lightning import Callback
 
-from vision_project import runner
 from vision_project.callbacks import MetricsFile, build_callbacks
 from vision_project.config import Config
 from vision_project.evaluation import Evaluation
 from vision_project.loggers import build_logger
 from vision_project.models.optimization import configure_optimization
 from vision_project.report import EvaluationReport
+from vision_project.task import DataModule, Model
+from vision_project.trainers import build_trainer
 
 WARMUP, STEPS, ROUNDS = 5, 25, 3
 
 config = Config()  # the defaults: progress bar and logger on
-datamodule = runner.DATAMODULE(config.data, seed=config.seed)
-model = runner.MODEL(config, **datamodule.class_info)
+datamodule = DataModule(config.data, seed=config.seed)
+model = Model(config, **datamodule.class_info)
 
 
 def loss_of(batch):
@@ -63,7 +64,7 @@ def lightning_round(run_dir):
     metrics_file = MetricsFile(run_dir / "metrics.json")
     report = EvaluationReport(Evaluation(model), config.report, config.seed, run_dir / "report", logger, metrics_file)
     callbacks = [*build_callbacks(config, run_dir, metrics_file), report, times]
-    trainer = runner._trainer(
+    trainer = build_trainer(
         config, default_root_dir=run_dir, logger=logger, callbacks=callbacks, max_epochs=1,
         limit_train_batches=WARMUP + STEPS + 1, limit_val_batches=2, num_sanity_val_steps=0,
         use_distributed_sampler=False,

@@ -23,15 +23,15 @@ from pathlib import Path
 from lightning import Trainer
 from lightning.pytorch.profilers import SimpleProfiler
 
-from vision_project import runner
 from vision_project.config import Config
 from vision_project.evaluation import Evaluation
 from vision_project.loggers import build_logger
 from vision_project.report import EvaluationReport
+from vision_project.task import DataModule, Model
 
 config = Config.from_data({"trainer": {"max_epochs": 1}})
-datamodule = runner.DATAMODULE(config.data, seed=config.seed)
-model = runner.MODEL(config, **datamodule.class_info)
+datamodule = DataModule(config.data, seed=config.seed)
+model = Model(config, **datamodule.class_info)
 run_dir = Path("bench-run")
 logger = build_logger(config, run_dir)
 report = EvaluationReport(Evaluation(model), config.report, config.seed, run_dir / "report", logger)

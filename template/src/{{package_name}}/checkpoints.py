@@ -45,3 +45,12 @@ def network_weights(checkpoint: dict[str, Any]) -> dict[str, Tensor]:
         for name, value in checkpoint["state_dict"].items()
         if name.startswith(NETWORK_PREFIX)
     }
+
+
+def logged_steps(checkpoint: dict[str, Any]) -> int:
+    """The logger step a resumed fit takes over at: what the run logged after its checkpoint was
+    written is dropped where the logger allows it, as the resumed fit logs it again."""
+    try:
+        return int(checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"]) + 1
+    except (KeyError, TypeError):
+        return int(checkpoint.get("global_step", 0))

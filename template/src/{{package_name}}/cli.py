@@ -19,9 +19,9 @@ from rich.table import Table
 from . import PROGRAM
 from .config import Config, ConfigError, RunStoppedError, load_config, parse_overrides
 
-if TYPE_CHECKING:  # the runner imports torch: only once a command runs
+if TYPE_CHECKING:  # the commands' modules import torch: only once a command runs
+    from .checking import CheckReport
     from .export import Parity
-    from .runner import CheckReport
 
 COMMANDS = {
     "fit": "train a model (on the built-in synthetic data unless data.root is set)",
@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     try:
         config, checkpoint = _resolve_config(args, parse_overrides(extra))
-        from . import runner
+        from . import checking, export_gate, runner
 
         if args.command == "fit":
             run_dir = runner.fit(config, resume=checkpoint)
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         console.print(_metrics_table(f"{split} metrics", metrics[split]))
                 console.print(f"Run directory: {run_dir}", highlight=False, soft_wrap=True)
         elif args.command == "check":
-            report = runner.check(config)
+            report = checking.check(config)
             _print_check(console, report)
             for problem in report.problems:
                 print(f"{parser.prog}: error: {problem}", file=sys.stderr)
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(f"Predictions: {written}", highlight=False, soft_wrap=True)
         elif args.command == "export":
             assert checkpoint is not None
-            parity, model_file = runner.export_model(config, checkpoint, args.format, args.output)
+            parity, model_file = export_gate.export_model(config, checkpoint, args.format, args.output)
             console.print(_parity_table(parity))
             console.print(f"Exported: {model_file}", highlight=False, soft_wrap=True)
         else:
@@ -85,13 +85,10 @@ def _resolve_config(args: argparse.Namespace, overrides: list[tuple[str, Any]]) 
     given = getattr(args, option.lstrip("-"), None)
     if given is None:
         return load_config(args.config, overrides), None  # checked before torch is even imported
-    from . import runner
     from .checkpoints import checkpoint_config
+    from .rundirs import last_checkpoint
 
-    if given == "last":
-        checkpoint = runner.last_checkpoint(load_config(args.config, overrides).output_dir)
-    else:
-        checkpoint = Path(given)
+    checkpoint = last_checkpoint(load_config(args.config, overrides).output_dir) if given == "last" else Path(given)
     base = checkpoint_config(checkpoint, option)
     return load_config(args.config, overrides, base=base), checkpoint
 

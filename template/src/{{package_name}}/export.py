@@ -1,6 +1,6 @@
 """The `export` command: the trained network written for deployment, as ONNX or as a
 `torch.export` program (`.pt2`), carrying what a consumer needs to feed it, and checked against the
-eager network before it is kept (the parity gate, run by `runner.export`).
+eager network before it is kept (the parity gate, run by `export_gate.export_model`).
 
 Imports torch alone; onnx and onnxruntime (the project's `export` extra) only when ONNX is asked for.
 """

@@ -1,0 +1,117 @@
+"""The `check` command: everything `fit` needs, checked without training."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import itertools
+import platform
+import re
+import tomllib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import PROGRAM
+from .config import Config, ConfigError
+from .data.images import file_digest
+from .task import DataModule
+from .trainers import check_trainer_settings
+
+DISTRIBUTION = PROGRAM.replace("_", "-")
+
+
+@dataclass
+class CheckReport:
+    """What `check` found: the environment, the data per split, and every problem (one line each)."""
+
+    environment: list[tuple[str, str]] = field(default_factory=list)
+    data_source: str = ""
+    label_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def check(config: Config) -> CheckReport:
+    """Everything `fit` needs, checked without training: the software and hardware, the trainer
+    settings on this machine, and every file of `data.root` (each image decoded, each label read),
+    with the label counts per split, classes missing from train/ and images shared between splits."""
+    problems: list[str] = []
+    report = CheckReport(environment=_environment(problems), problems=problems)
+    try:
+        report.environment.append(("trainer", check_trainer_settings(config)))
+    except ConfigError as error:
+        report.problems.append(str(error))
+    data = config.data
+    if data.root is None:
+        sizes = f"train {data.synthetic_train_size}, val {data.synthetic_val_size}, test {data.synthetic_test_size}"
+        report.data_source = f"synthetic, generated in code from seed {config.seed} ({sizes} images)"
+        return report
+    report.data_source = str(data.root)
+    try:
+        datamodule = DataModule(data.model_copy(update={"bad_images": "skip"}), seed=config.seed)
+    except ConfigError as error:
+        report.problems.append(str(error))
+        return report
+    report.problems += [f"data.root: {path} does not decode: {why}" for path, why in datamodule.undecodable.items()]
+    report.label_counts = datamodule.label_counts()
+    report.problems += [
+        f"data.root: class {name} never occurs in {data.root / 'train'}"
+        for name, count in report.label_counts.get("train", {}).items()
+        if count == 0 and not name.startswith("(")
+    ]
+    report.problems += _duplicates_across_splits(datamodule.image_files())
+    return report
+
+
+def _environment(problems: list[str]) -> list[tuple[str, str]]:
+    """Python, torch and its accelerators, and the installed version of each declared dependency."""
+    cuda = torch.version.cuda
+    rows = [
+        ("python", platform.python_version()),
+        ("platform", platform.platform()),
+        ("torch build", f"CUDA {cuda}" if torch.version.cuda else "CPU only"),
+    ]
+    if torch.cuda.is_available():
+        rows += [(f"cuda:{index}", torch.cuda.get_device_name(index)) for index in range(torch.cuda.device_count())]
+    else:
+        rows.append(("cuda", "not available"))
+    if torch.backends.mps.is_available():
+        rows.append(("mps", "available"))
+    for name in _declared_dependencies():
+        try:
+            rows.append((name, importlib.metadata.version(name)))
+        except importlib.metadata.PackageNotFoundError:
+            rows.append((name, "not installed"))
+            problems.append(f"dependency {name} is not installed (pip install -e .)")
+    return rows
+
+
+def _declared_dependencies() -> list[str]:
+    """The names in `[project.dependencies]`: from the installed metadata, else from pyproject.toml."""
+    try:
+        requirements = [
+            requirement
+            for requirement in importlib.metadata.requires(DISTRIBUTION) or []
+            if "extra ==" not in requirement
+        ]
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        if not pyproject.is_file():
+            return []
+        requirements = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    return [re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0] for requirement in requirements]
+
+
+def _duplicates_across_splits(files: dict[str, list[Path]]) -> list[str]:
+    """One line per picture that is in two splits (same bytes), which would leak into evaluation."""
+    places: dict[str, list[tuple[str, Path]]] = defaultdict(list)
+    for split, paths in files.items():
+        for path in paths:
+            places[file_digest(path)].append((split, path))
+    problems = []
+    for copies in places.values():
+        for (split, path), (other_split, other) in itertools.combinations(copies, 2):
+            if split != other_split:
+                problems.append(f"data.root: {path} ({split}) and {other} ({other_split}) are the same image")
+    return problems
