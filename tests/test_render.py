@@ -17,7 +17,7 @@ import yaml
 
 from scripts.combinations import choices, rendered
 
-from .conftest import Renders, run, tool
+from .conftest import ROOT, Renders, run, tool
 
 pytestmark = pytest.mark.xdist_group("render")  # one worker renders the 72 projects, once
 RENDERED = rendered()
@@ -69,6 +69,17 @@ LICENSE_TEXT = {
     "Proprietary": "All rights reserved",
 }
 CI_FILES = {"github": ".github/workflows/ci.yml", "gitlab": ".gitlab-ci.yml"}
+UPDATE_FILES = {"github": ".github/dependabot.yml", "gitlab": "renovate.json"}
+"""Dependency updates as pull (merge) requests, by the CI service's bot."""
+VENDOR_SCHEMAS = {
+    CI_FILES["github"]: "vendor.github-workflows",
+    CI_FILES["gitlab"]: "vendor.gitlab-ci",
+    UPDATE_FILES["github"]: "vendor.dependabot",
+    UPDATE_FILES["gitlab"]: "vendor.renovate",
+}
+"""check-jsonschema's builtin (offline) copy of each vendor's schema for the file."""
+DEV_TOOLS = {"pytest", "ruff", "mypy", "types-pyyaml", "pre-commit", "pre-commit-hooks"}
+"""What a project's `dev` extra pins: the versions CI and the pre-commit hooks run."""
 
 
 def render_id(answers: dict[str, str]) -> str:
@@ -121,9 +132,10 @@ def test_renders_only_the_chosen_files(projects: dict[str, Path], answers: dict[
     everything = "\n".join(path.read_text(encoding="utf-8").lower() for path in files)
     for logger in set(LOGGER_PACKAGES) - {answers["logger"]}:
         assert LOGGER_PACKAGES[logger] not in everything, f"{logger} named in a {answers['logger']} project"
-    # CI and Docker: their files exactly when chosen.
-    for ci, name in CI_FILES.items():
-        assert (project / name).is_file() == (ci == answers["ci"]), f"{name} with ci={answers['ci']}"
+    # CI, its dependency updates, and Docker: their files exactly when chosen.
+    for ci in CI_FILES:
+        for name in (CI_FILES[ci], UPDATE_FILES[ci]):
+            assert (project / name).is_file() == (ci == answers["ci"]), f"{name} with ci={answers['ci']}"
     assert not (project / ".github").exists() or answers["ci"] == "github"
     docker = answers["docker"] == "true"
     assert (project / "Dockerfile").is_file() == docker
@@ -152,9 +164,10 @@ def test_dockerfiles_pass_hadolint(projects: dict[str, Path]) -> None:
     run([tool("hadolint"), "--failure-threshold", "info", *dockerfiles], cwd=Path.cwd())
 
 
-@pytest.mark.parametrize(("ci", "schema"), [("github", "vendor.github-workflows"), ("gitlab", "vendor.gitlab-ci")])
-def test_ci_files_match_their_vendors_schema(projects: dict[str, Path], ci: str, schema: str) -> None:
-    files = [str(path) for project in projects.values() if (path := project / CI_FILES[ci]).is_file()]
+@pytest.mark.parametrize(("name", "schema"), VENDOR_SCHEMAS.items())
+def test_ci_files_match_their_vendors_schema(projects: dict[str, Path], name: str, schema: str) -> None:
+    """The CI pipelines, and the dependency-update bots' settings beside them."""
+    files = [str(path) for project in projects.values() if (path := project / name).is_file()]
     assert files
     run([tool("check-jsonschema"), "--builtin-schema", schema, *files], cwd=Path.cwd())
 
@@ -173,14 +186,36 @@ def test_github_workflows_are_least_privilege_and_pinned(projects: dict[str, Pat
 
 
 def test_pre_commit_configs_are_valid_and_check_conflict_markers_always(projects: dict[str, Path]) -> None:
-    """test_update.py runs the hook on a project a conflicted `copier update` left behind."""
+    """test_update.py runs the hook on a project a conflicted `copier update` left behind. Every hook is
+    a console script of the `dev` extra, so pre-commit fetches nothing (test_hostile_names.py runs them)."""
     configs = [str(project / ".pre-commit-config.yaml") for project in projects.values()]
     run([tool("pre-commit"), "validate-config", *configs], cwd=Path.cwd())
     for config in configs:
-        hooks = {
-            hook["id"]: hook
-            for repository in yaml.safe_load(Path(config).read_text())["repos"]
-            for hook in repository["hooks"]
-        }
+        repositories = yaml.safe_load(Path(config).read_text())["repos"]
+        assert [repository["repo"] for repository in repositories] == ["local"]
+        hooks = {hook["id"]: hook for repository in repositories for hook in repository["hooks"]}
         assert {"ruff", "ruff-format", "mypy", "check-merge-conflict"} <= set(hooks)
+        assert {hook["language"] for hook in hooks.values()} == {"system"}
         assert "--assume-in-merge" in hooks["check-merge-conflict"]["args"]
+        for hook in hooks.values():
+            assert Path(tool(hook["entry"].split()[0])).is_file(), f"{hook['entry']}: not a dev tool's command"
+
+
+def pinned(requirements: list[str]) -> dict[str, str]:
+    """name -> version of each `name==version` requirement (names normalised as pip does)."""
+    versions: dict[str, str] = {}
+    for requirement in requirements:
+        name, separator, version = requirement.partition("==")
+        if separator:
+            versions[re.sub(r"[-_.]+", "-", name.strip()).lower()] = version.strip()
+    return versions
+
+
+def test_dev_tools_are_pinned_to_the_versions_the_template_is_tested_with(projects: dict[str, Path]) -> None:
+    """One source for a project's tool versions, its `dev` extra (CI installs it, the hooks run it),
+    and the same versions here, so these tests check with exactly what projects run."""
+    ours = pinned((ROOT / "requirements-dev.txt").read_text().splitlines())
+    for project in projects.values():
+        dev = tomllib.loads((project / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+        assert len(dev) == len(DEV_TOOLS), f"every dev tool pinned exactly: {dev}"
+        assert pinned(dev) == {name: ours.get(name) for name in DEV_TOOLS}

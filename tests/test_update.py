@@ -7,6 +7,7 @@ template as a newer tag, and updates.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def test_user_edits_survive_and_template_changes_arrive(
 
 
 def test_a_real_conflict_is_named_and_leaves_markers_that_the_pre_commit_hook_refuses(
-    template: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    template: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = project_from(template, tmp_path / "project")
     edit(project / "configs" / "default.yaml", "patience: 5", "patience: 12")
@@ -115,8 +116,11 @@ def test_a_real_conflict_is_named_and_leaves_markers_that_the_pre_commit_hook_re
     conflicted = (project / "configs" / "default.yaml").read_text()
     assert "patience: 12" in conflicted
     assert "patience: 8" in conflicted
+    # The hook as the project configures it (a console script of its dev extra: nothing to fetch).
+    monkeypatch.setenv("PRE_COMMIT_HOME", str(tmp_path / "pre-commit"))
+    monkeypatch.setenv("PATH", str(Path(tool("pre-commit")).parent), prepend=os.pathsep)
     hook = subprocess.run(
-        [tool("check-merge-conflict"), "--assume-in-merge", "configs/default.yaml"],
+        [tool("pre-commit"), "run", "check-merge-conflict", "--files", "configs/default.yaml"],
         cwd=project,
         capture_output=True,
         text=True,
