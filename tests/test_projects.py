@@ -46,11 +46,13 @@ LOGGER_FILES = ["tests/test_logger.py", "tests/test_config.py"]
 
 @pytest.mark.parametrize("answers", TRAINED, ids=combo_id)
 def test_project_test_suite_passes(rendered: Renders, answers: dict[str, str]) -> None:
-    """The whole suite with the default logger; with another logger, the tests of what differs
-    (the rest of the project is the same files, already tested with the default logger)."""
+    """The whole suite, both tiers, with the default logger; with another logger, the tests of what
+    differs (the rest of the project is the same files, already tested with the default logger)."""
     project = rendered(**answers)
     selection = [] if answers["logger"] == choices("logger")[0] else LOGGER_FILES
-    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *selection], cwd=project)
+    every_tier = ["-m", "slow or not slow"]  # the project's own `pytest` runs the fast tier only
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *every_tier]
+    result = run([*pytest, *selection], cwd=project)
     assert re.search(r"\d+ passed", result.stdout), result.stdout
 
 
