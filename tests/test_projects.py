@@ -18,7 +18,7 @@ import pytest
 
 from scripts.combinations import choices, combo_id, trained
 
-from .conftest import Renders, run, tool
+from .conftest import Renders, git, run, tool
 
 pytestmark = pytest.mark.trained
 TRAINED = trained()
@@ -54,6 +54,9 @@ def test_project_test_suite_passes(rendered: Renders, answers: dict[str, str]) -
     pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *every_tier]
     result = run([*pytest, *selection], cwd=project)
     assert re.search(r"\d+ passed", result.stdout), result.stdout
+    # Every test writes below its temporary directory: the project is as it was, ignored files included.
+    left = git("status", "--porcelain", "--ignored", "--untracked-files=all", cwd=project).splitlines()
+    assert [line for line in left if "__pycache__/" not in line] == [], left
 
 
 def test_only_the_logger_files_differ_between_loggers(rendered: Renders) -> None:

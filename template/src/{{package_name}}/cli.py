@@ -18,6 +18,7 @@ from rich.table import Table
 
 from . import PROGRAM
 from .config import Config, ConfigError, RunStoppedError, load_config, parse_overrides
+from .quiet import silence_known_noise
 
 if TYPE_CHECKING:  # the commands' modules import torch: only once a command runs
     from .checking import CheckReport
@@ -39,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     try:
         config, checkpoint = _resolve_config(args, parse_overrides(extra))
+        silence_known_noise()
         from . import checking, export_gate, runner
 
         if args.command == "fit":

@@ -13,13 +13,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import RichProgressBar
 
 from .config import Config, ConfigError, TrainerConfig, first_line
-
-# A resumed fit continues in its run directory, and SplitDataModule restores the position in the
-# epoch itself (its state_dict), which Lightning's check for resumable loaders does not look at.
-warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
-# `ckpt_path="best"` takes the first ModelCheckpoint, which build_callbacks makes the monitored one.
-warnings.filterwarnings("ignore", message=r'`.(validate|test)\(ckpt_path="best"\)` is called with Trainer configured')
+from .quiet import silence_known_noise
 
 
 def check_trainer_settings(config: Config) -> str:
@@ -64,6 +58,7 @@ def resolved_precision(settings: TrainerConfig) -> str:
 def build_trainer(config: Config, **overrides: Any) -> Trainer:
     """The Trainer the `trainer` section describes, with `overrides` (Trainer arguments) on top."""
     settings = config.trainer
+    silence_known_noise()
     torch.set_float32_matmul_precision(settings.matmul_precision)
     arguments: dict[str, Any] = {
         "accelerator": settings.accelerator,

@@ -1,0 +1,45 @@
+"""Known noise from Lightning and torch, silenced where it starts: each filter names one
+message (or one logger) and says why it is noise here. Everything else still reaches the user.
+
+Called where a Trainer is built and where a program is saved, not at import: pytest restores the
+warning filters after each test, so filters set once at import would not hold in a test session.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+IGNORED_WARNINGS = (
+    # Lightning's own pytree helper calls an API torch deprecates; nothing a project can change.
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    # A resumed fit continues in its run directory, and SplitDataModule restores the position in the
+    # epoch itself (its state_dict), which Lightning's check for resumable loaders does not look at.
+    r"Checkpoint directory .* exists and is not empty",
+    r"You're resuming from a checkpoint that ended before the epoch ended",
+    # `ckpt_path="best"` takes the first ModelCheckpoint, which build_callbacks makes the monitored one.
+    r'`.(validate|test)\(ckpt_path="best"\)` is called with Trainer configured',
+    # torch.export.save of weights loaded from a checkpoint: the saved program loads back exact
+    # (export's parity gate checks it).
+    r"No complete tensor found in the group",
+)
+"""Message patterns of warnings that say nothing a user of this project can act on."""
+
+
+class _DropLightningTip(logging.Filter):
+    """Lightning 2.6 advertises its cloud logger on every Trainer that has another logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip:")
+
+
+_TIP_FILTER = _DropLightningTip()
+
+
+def silence_known_noise() -> None:
+    for message in IGNORED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if _TIP_FILTER not in logger.filters:
+            logger.addFilter(_TIP_FILTER)
