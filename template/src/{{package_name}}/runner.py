@@ -36,7 +36,6 @@ from .checkpoints import checkpoint_config, read_checkpoint
 from .config import Config, ConfigError, RunStoppedError, TrainerConfig, first_line
 from .data.datamodule import predict_dataloader
 from .data.images import file_digest, list_images
-from .evaluation import Evaluation
 from .files import write_atomic
 from .loggers import build_logger
 from .models import exportable
@@ -121,7 +120,7 @@ def fit(config: Config, resume: Path | None = None) -> Path | None:
     logger = build_logger(config, run_dir, resume_step=resume_step)
     logger.log_hyperparams(config.flat())
     metrics_file = MetricsFile(run_dir / "metrics.json")
-    report = EvaluationReport(Evaluation(model), config.report, config.seed, run_dir / "report", logger, metrics_file)
+    report = EvaluationReport(config.report, config.seed, run_dir / "report", logger, metrics_file)
     trainer = _trainer(
         config,
         default_root_dir=run_dir,
@@ -292,7 +291,7 @@ def evaluate(
     if stage == "test" and not datamodule.has_test_split:
         raise ConfigError(f"data.root: {config.data.root} has no test/ split to test on")
     folder = output or _run_dir_of(checkpoint) or checkpoint.resolve().parent
-    report = EvaluationReport(Evaluation(model), config.report, config.seed, folder / "report")
+    report = EvaluationReport(config.report, config.seed, folder / "report")
     trainer = _single_device_trainer(config, report)
     results = (
         trainer.validate(model, datamodule=datamodule, verbose=False)
