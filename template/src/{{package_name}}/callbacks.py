@@ -1,6 +1,5 @@
-"""The callbacks every `fit` uses (Lightning's own, plus ours: `metrics.json`, exact resume, a clean
-stop on Ctrl-C / SIGTERM or a non-finite loss, training speed), and the base of each task's
-prediction writer."""
+"""The callbacks every `fit` uses: Lightning's own, plus ours: `metrics.json`, exact resume, a clean
+stop on Ctrl-C / SIGTERM or a non-finite loss, training speed."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -18,7 +17,6 @@ from typing import Any
 import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import (
-    BasePredictionWriter,
     EarlyStopping,
     LearningRateMonitor,
     ModelCheckpoint,
@@ -29,11 +27,9 @@ from torch import Tensor
 
 from . import PROGRAM
 from .config import Config, RunStoppedError
-from .files import write_atomic, write_png
+from .files import write_atomic
 
 LAST_CHECKPOINT = "last.ckpt"
-ANNOTATED = "annotated"
-"""The folder below `predict --output` that `--visualize` writes its pictures to."""
 
 
 class MetricsFile(Callback):
@@ -293,33 +289,3 @@ def build_callbacks(config: Config, run_dir: Path, metrics_file: MetricsFile) ->
     if settings.progress_bar:
         callbacks.append(RichProgressBar())
     return callbacks
-
-
-class ImageFilesWriter(BasePredictionWriter):
-    """Base of the task's `PredictionWriter`: predictions for `files`, written below `output_dir`,
-    and with `visualize` each image with its prediction drawn on it, in `output_dir/annotated/`.
-
-    Lightning passes the dataset indices of each batch, which map predictions back to their files.
-    """
-
-    def __init__(self, input_dir: Path, files: Sequence[Path], output_dir: Path, visualize: bool = False) -> None:
-        super().__init__(write_interval="batch")
-        self.input_dir = input_dir
-        self.files = list(files)
-        self.output_dir = output_dir
-        self.visualize = visualize
-
-    def write_annotated(self, path: Path, picture: Tensor) -> None:
-        """`<output_dir>/annotated/<path relative to the input, as .png>` from a uint8 (3, H, W) picture."""
-        destination = self.output_dir / ANNOTATED / Path(self.relative_name(path)).with_suffix(".png")
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        write_png(destination, picture)
-
-    def batch_files(self, batch_indices: Sequence[int] | None) -> list[Path]:
-        if batch_indices is None:
-            raise RuntimeError("the predict loop passed no batch indices; predict with a plain DataLoader")
-        return [self.files[index] for index in batch_indices]
-
-    def relative_name(self, path: Path) -> str:
-        """The file's name as the user gave it: relative to `--input`, with forward slashes."""
-        return path.relative_to(self.input_dir).as_posix()

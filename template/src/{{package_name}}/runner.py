@@ -23,7 +23,6 @@ from .compatibility import check_classes, check_resumable, load_model
 from .config import Config, ConfigError
 from .data.datamodule import predict_dataloader
 from .data.images import list_images
-from .evaluation import Evaluation
 from .files import write_atomic
 from .loggers import build_logger
 from .predictions import PredictionWriter
@@ -73,7 +72,7 @@ def fit(config: Config, resume: Path | None = None) -> Path | None:
     logger = build_logger(config, run_dir, resume_step=resume_step)
     logger.log_hyperparams(config.flat())
     metrics_file = MetricsFile(run_dir / "metrics.json")
-    report = EvaluationReport(Evaluation(model), config.report, config.seed, run_dir / "report", logger, metrics_file)
+    report = EvaluationReport(config.report, config.seed, run_dir / "report", logger, metrics_file)
     trainer = build_trainer(
         config,
         default_root_dir=run_dir,
@@ -118,7 +117,7 @@ def evaluate(
     if stage == "test" and not datamodule.has_test_split:
         raise ConfigError(f"data.root: {config.data.root} has no test/ split to test on")
     folder = output or run_dir_of(checkpoint) or checkpoint.resolve().parent
-    report = EvaluationReport(Evaluation(model), config.report, config.seed, folder / "report")
+    report = EvaluationReport(config.report, config.seed, folder / "report")
     trainer = single_device_trainer(config, report)
     results = (
         trainer.validate(model, datamodule=datamodule, verbose=False)

@@ -7,9 +7,16 @@ download, and are identical across runs, machines and data-loader workers.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
+
+if TYPE_CHECKING:
+    from torchvision.transforms import v2
+
+SampleT = TypeVar("SampleT")
 
 SHAPE_NAMES = ("circle", "square", "triangle", "cross")
 SPLIT_OFFSETS = {"train": 0, "val": 1, "test": 2}
@@ -90,3 +97,23 @@ def paint(canvas: Tensor, mask: Tensor, colour: Tensor) -> None:
 
 def to_uint8(canvas: Tensor) -> Tensor:
     return canvas.clamp(0, 255).round().to(torch.uint8)
+
+
+class SyntheticDataset(Dataset[SampleT]):
+    """The built-in data of a task: `size` samples of `split`, each drawn from (seed, split, index)
+    alone by the task's `__getitem__`, then transformed by `transform` (None: as drawn)."""
+
+    def __init__(self, size: int, image_size: int, seed: int, split: str, transform: v2.Compose | None) -> None:
+        self.size = size
+        self.image_size = image_size
+        self.seed = seed
+        self.split = split
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return self.size
+
+    def check_index(self, index: int) -> None:
+        """Refuse an index past the data set, as a sequence does: drawing would make up a sample."""
+        if not 0 <= index < self.size:
+            raise IndexError(index)

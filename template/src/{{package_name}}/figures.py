@@ -1,0 +1,196 @@
+"""The report's files: `per_class.csv`, the confusion matrix and the precision-recall curves (CSV
+and a matplotlib figure each), and `predictions.png`, the grid of drawn samples."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor
+from torchvision.transforms.v2.functional import pil_to_tensor
+
+from .drawing import Colour, class_colours, label_font
+from .files import png_bytes, write_atomic
+from .task_evaluation import Curve, EvaluationResult, Tile
+
+REPORT_FILES = (
+    "per_class.csv",
+    "confusion_matrix.csv",
+    "confusion_matrix.png",
+    "pr_curve.csv",
+    "pr_curve.png",
+    "predictions.png",
+)
+DPI = 100
+TILE_HEIGHT = 128
+"""Tiles smaller than this (in pixels) are enlarged in the prediction grid, to be seen at all."""
+FONT_SIZE, LINE, MARGIN = 13, 16, 8
+CAPTION_LINES = 2
+"""Lines of text above each tile of the grid (a tile's caption has at most two)."""
+
+
+def write_report(
+    folder: Path, result: EvaluationResult, tiles: Sequence[Tile], legend: Sequence[tuple[str, Colour]] = ()
+) -> dict[str, Tensor]:
+    """Write the report files into `folder` (replacing an earlier report there); returns the
+    pictures by name (uint8 (3, H, W)), for the logger."""
+    table = [[name, *values] for name, values in result.rows.items()]
+    files: dict[str, str | bytes] = {"per_class.csv": _csv(["class", *result.columns], table)}
+    labels = result.confusion_labels
+    matrix = [[label, *row] for label, row in zip(labels, result.confusion.tolist(), strict=True)]
+    files["confusion_matrix.csv"] = _csv(["true \\ predicted", *labels], matrix)
+    figures = {"confusion_matrix": confusion_matrix_figure(result.confusion, labels, result.confusion_title)}
+    if result.curves:
+        points = [
+            [curve.name, threshold, precision, recall]
+            for curve in result.curves
+            for threshold, precision, recall in zip(curve.thresholds, curve.precision, curve.recall, strict=True)
+        ]
+        files["pr_curve.csv"] = _csv(["class", "threshold", "precision", "recall"], points)
+        figures["pr_curve"] = pr_curve_figure(result.curves, result.curve_title)
+    pictures = {}
+    for name, figure in figures.items():
+        files[f"{name}.png"], pictures[name] = _render(figure)
+    if tiles:
+        pictures["predictions"] = predictions_grid(tiles, legend)
+        files["predictions.png"] = png_bytes(pictures["predictions"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        write_atomic(folder / name, content)
+    for name in set(REPORT_FILES) - set(files):
+        (folder / name).unlink(missing_ok=True)  # from an earlier report with other settings
+    return pictures
+
+
+def confusion_matrix_figure(counts: Tensor, labels: Sequence[str], title: str) -> Figure:
+    """Counts on the left, each row divided by its total (what share of each true class went where) on the right."""
+    counts = counts.cpu().to(torch.float64)
+    totals = counts.sum(dim=1, keepdim=True)
+    shares = torch.where(totals > 0, counts / totals.clamp(min=1), torch.zeros_like(counts))
+    size = max(4.0, 0.45 * len(labels) + 2.0)
+    figure = Figure(figsize=(2 * size + 1, size + 0.6), dpi=DPI, layout="constrained")
+    figure.suptitle(title)
+    for axes, values, subtitle, text in zip(
+        figure.subplots(1, 2),
+        (counts, shares),
+        ("counts", "share of each true class (row)"),
+        (_count, "{:.2f}".format),
+        strict=True,
+    ):
+        _matrix(axes, values, labels, subtitle, text)
+    return figure
+
+
+def _matrix(axes: Axes, values: Tensor, labels: Sequence[str], title: str, text: Callable[[float], str]) -> None:
+    image = axes.imshow(values.numpy(), cmap="Blues", vmin=0)
+    axes.set_title(title)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    ticks = range(len(labels))
+    axes.set_xticks(ticks, labels, rotation=45, ha="right")
+    axes.set_yticks(ticks, labels)
+    if len(labels) <= 20:  # beyond that, numbers in the cells are unreadable: the colours say it
+        bright = float(values.max()) / 2
+        for (row, column), value in np.ndenumerate(values.numpy()):
+            colour = "white" if value > bright else "black"
+            axes.text(column, row, text(value), ha="center", va="center", color=colour, fontsize=8)
+    axes.figure.colorbar(image, ax=axes, shrink=0.8)
+
+
+def _count(value: float) -> str:
+    """A count that fits in a cell: 850364 -> 850k."""
+    if value < 10_000:
+        return f"{value:.0f}"
+    return f"{value / 1000:.0f}k" if value < 1_000_000 else f"{value / 1_000_000:.1f}M"
+
+
+def pr_curve_figure(curves: Sequence[Curve], title: str) -> Figure:
+    """One precision-recall curve per class, its average precision in the legend."""
+    figure = Figure(figsize=(7, 6), dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    colours = class_colours(len(curves))
+    for curve, colour in zip(curves, colours, strict=True):
+        label = f"{curve.name} (AP {curve.average_precision:.3f})"
+        axes.plot(curve.recall, curve.precision, color=_fraction(colour), label=label)
+    axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=title)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower left", fontsize=8)
+    return figure
+
+
+def predictions_grid(tiles: Sequence[Tile], legend: Sequence[tuple[str, Colour]] = ()) -> Tensor:
+    """The tiles in a near-square grid, each under its caption (red for a mistake), enlarged to at
+    least `TILE_HEIGHT` pixels without smoothing, and the colour of each class along the bottom;
+    uint8 (3, H, W). Drawn with PIL rather than matplotlib: fit sends it to the logger every epoch."""
+    height, width = tiles[0].image.shape[-2:]
+    scale = max(1, math.ceil(TILE_HEIGHT / height))
+    height, width = height * scale, width * scale
+    columns = max(1, min(len(tiles), math.ceil(math.sqrt(len(tiles) * height / width))))
+    rows = math.ceil(len(tiles) / columns)
+    font = ImageFont.truetype(label_font(), FONT_SIZE)
+    caption_height = CAPTION_LINES * LINE + MARGIN
+    cell_width, cell_height = width + MARGIN, height + caption_height + MARGIN
+    grid_width, grid_height = columns * cell_width + MARGIN, rows * cell_height + MARGIN
+    keys, left, line = [], MARGIN, 0  # the legend's entries, in as many lines as the grid's width needs
+    for name, colour in legend:
+        span = FONT_SIZE + 4 + round(font.getlength(name)) + 3 * MARGIN
+        if left > MARGIN and left + span > grid_width:
+            left, line = MARGIN, line + 1
+        keys.append((name, colour, left, grid_height + MARGIN + line * LINE))
+        left += span
+    legend_height = (line + 1) * LINE + 2 * MARGIN if legend else 0
+    canvas = Image.new("RGB", (grid_width, grid_height + legend_height), "white")
+    draw = ImageDraw.Draw(canvas)
+    for index, tile in enumerate(tiles):
+        left, top = MARGIN + (index % columns) * cell_width, MARGIN + (index // columns) * cell_height
+        ink = "red" if tile.mistake else "black"
+        draw.multiline_text((left, top), tile.caption, fill=ink, font=font, spacing=LINE - FONT_SIZE)
+        picture = Image.fromarray(tile.image.permute(1, 2, 0).numpy()).resize((width, height), Image.Resampling.NEAREST)
+        canvas.paste(picture, (left, top + caption_height))
+    for name, colour, left, top in keys:
+        draw.rectangle((left, top + 2, left + FONT_SIZE, top + 2 + FONT_SIZE), fill=colour)
+        draw.text((left + FONT_SIZE + 4, top), name, fill="black", font=font)
+    grid: Tensor = pil_to_tensor(canvas)
+    return grid
+
+
+def _fraction(colour: Colour) -> tuple[float, float, float]:
+    """A colour as matplotlib takes it: each channel in [0, 1]."""
+    red, green, blue = colour
+    return red / 255, green / 255, blue / 255
+
+
+def _render(figure: Figure) -> tuple[bytes, Tensor]:
+    """The figure as a PNG file's bytes and as uint8 (3, H, W) pixels: rendered once for the file
+    and the logger alike."""
+    encoded = io.BytesIO()
+    figure.savefig(encoded, format="png")
+    with Image.open(encoded) as image:
+        pixels: Tensor = pil_to_tensor(image.convert("RGB"))
+    return encoded.getvalue(), pixels
+
+
+def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([[_cell(value) for value in row] for row in rows])
+    return table.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """Numbers rounded to 6 places, counts as integers, no value as an empty cell."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else round(value, 6)
+    return value

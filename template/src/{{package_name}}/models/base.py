@@ -1,0 +1,79 @@
+"""What every task's LightningModule shares: the config and class info it is built from and keeps
+in its checkpoints, the optimizer, and the evaluation steps, which feed the task's `Evaluation`
+and log its scalars, so that the logger, the checkpoint monitor, `metrics.json` and the report read
+the same numbers. Each task's module adds its network, loss, forward, training and predict steps."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Any, Generic, Literal, TypeVar
+
+from lightning import LightningModule
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
+from torch import Tensor
+
+from ..config import Config
+from ..task_evaluation import TaskEvaluation
+from .optimization import configure_optimization
+
+BatchT = TypeVar("BatchT")
+OutputT = TypeVar("OutputT", bound=Tensor | Mapping[str, Any])
+"""What the evaluation steps return: Lightning takes a tensor or a mapping."""
+
+
+class TaskModule(LightningModule, abc.ABC, Generic[BatchT, OutputT]):
+    """A task's model, built from `config` (a `Config`, or its plain data as stored in a
+    checkpoint) and `class_info`, what the data module says of its classes.
+
+    Both are stored as plain data, so `Model.load_from_checkpoint(path)` needs no other argument
+    and the checkpoint loads with `torch.load(path, weights_only=True)`.
+    """
+
+    evaluation: TaskEvaluation[OutputT, BatchT]
+    """Set by each task's `__init__`: a submodule, so its metrics follow the model's device."""
+
+    def __init__(self, config: Config | Mapping[str, Any], class_info: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.config = config if isinstance(config, Config) else Config.from_data(config)
+        self.class_names: list[str] = list(class_info["class_names"])
+        # Stored in checkpoints; loggers get the flat config from the runner instead.
+        self.save_hyperparameters({"config": self.config.to_data(), **class_info}, logger=False)
+
+    @abc.abstractmethod
+    def evaluation_step(self, batch: BatchT) -> tuple[OutputT, Tensor | None]:
+        """What the evaluation is fed for `batch`, and the loss, where the model computes one in eval mode."""
+
+    def validation_step(self, batch: BatchT, batch_idx: int) -> OutputT:
+        """The outputs, for the evaluation and the report's pictures."""
+        return self._evaluate(batch, "val")
+
+    def test_step(self, batch: BatchT, batch_idx: int) -> OutputT:
+        return self._evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_scalars("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_scalars("test")
+
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        return configure_optimization(self.parameters(), self.config.optim, total_steps)
+
+    def _evaluate(self, batch: BatchT, split: Literal["val", "test"]) -> OutputT:
+        outputs, loss = self.evaluation_step(batch)
+        if loss is not None:
+            self.log(f"{split}_loss", loss, prog_bar=split == "val")
+        self.evaluation.update(outputs, batch)
+        return outputs
+
+    def _log_scalars(self, split: Literal["val", "test"]) -> None:
+        """`<split>_<name>` for each of the evaluation's scalars; then the evaluation starts afresh.
+        (The report, where one is written, has read its result already: Lightning calls the
+        callbacks' epoch-end hooks before the model's.)"""
+        scalars = self.evaluation.scalars()
+        shown = self.evaluation.progress_bar if split == "val" else ()
+        for name, value in scalars.items():
+            self.log(f"{split}_{name}", value, prog_bar=name in shown)
+        self.evaluation.reset()
