@@ -37,8 +37,7 @@ from lightning import Callback
 from torch.utils._pytree import tree_map
 
 from vision_project.callbacks import MetricsFile, build_callbacks
-from vision_project.config import load_config
-from vision_project.evaluation import Evaluation
+from vision_project.config_sources import load_config
 from vision_project.loggers import build_logger
 from vision_project.models.optimization import configure_optimization
 from vision_project.report import EvaluationReport
@@ -75,7 +74,7 @@ def lightning_round(config, run_dir):
     times = StepTimes()
     logger = build_logger(config, run_dir)
     metrics_file = MetricsFile(run_dir / "metrics.json")
-    report = EvaluationReport(Evaluation(model), config.report, config.seed, run_dir / "report", logger, metrics_file)
+    report = EvaluationReport(config.report, config.seed, run_dir / "report", logger, metrics_file)
     callbacks = [*build_callbacks(config, run_dir, metrics_file), report, times]
     trainer = build_trainer(
         config, default_root_dir=run_dir, logger=logger, callbacks=callbacks, max_epochs=1,

@@ -24,7 +24,6 @@ from lightning import Trainer
 from lightning.pytorch.profilers import SimpleProfiler
 
 from vision_project.config import Config
-from vision_project.evaluation import Evaluation
 from vision_project.loggers import build_logger
 from vision_project.report import EvaluationReport
 from vision_project.task import DataModule, Model
@@ -34,7 +33,7 @@ datamodule = DataModule(config.data, seed=config.seed)
 model = Model(config, **datamodule.class_info)
 run_dir = Path("bench-run")
 logger = build_logger(config, run_dir)
-report = EvaluationReport(Evaluation(model), config.report, config.seed, run_dir / "report", logger)
+report = EvaluationReport(config.report, config.seed, run_dir / "report", logger)
 profiler = SimpleProfiler()
 trainer = Trainer(
     max_epochs=1, logger=logger, callbacks=[report], profiler=profiler, enable_checkpointing=False,

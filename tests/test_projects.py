@@ -28,7 +28,8 @@ TRAINED = trained()
 def test_default_yaml_matches_the_config_defaults(rendered: Renders, answers: dict[str, str]) -> None:
     project = rendered(**answers)
     check = (
-        "from pathlib import Path; from vision_project.config import Config, load_config; "
+        "from pathlib import Path; from vision_project.config import Config; "
+        "from vision_project.config_sources import load_config; "
         "assert load_config([Path('configs/default.yaml')]) == Config(), 'configs/default.yaml drifted'"
     )
     run([sys.executable, "-c", check], cwd=project)

@@ -26,7 +26,8 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 
 from . import PROGRAM
-from .config import Config, RunStoppedError
+from .config import Config
+from .errors import RunStoppedError
 from .files import write_atomic
 
 LAST_CHECKPOINT = "last.ckpt"

@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 
 from . import PROGRAM
-from .config import Config, ConfigError
+from .config import Config
 from .data.images import file_digest
+from .errors import ConfigError
 from .task import DataModule
 from .trainers import check_trainer_settings
 

@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .config import Config, ConfigError, first_line
+from .config import Config
+from .errors import ConfigError, first_line
 
 NETWORK_PREFIX = "network."
 """Where the LightningModule keeps the network: its weights' names in a checkpoint start so."""

@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from . import PROGRAM
-from .config import Config, ConfigError, RunStoppedError, load_config, parse_overrides
+from .config import Config
+from .config_sources import load_config, parse_overrides
+from .errors import ConfigError, RunStoppedError
 from .quiet import silence_known_noise
 
 if TYPE_CHECKING:  # the commands' modules import torch: only once a command runs

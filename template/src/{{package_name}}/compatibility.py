@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoints import checkpoint_config
-from .config import Config, ConfigError
+from .config import Config
+from .errors import ConfigError
 from .task import DataModule, Model
 
 

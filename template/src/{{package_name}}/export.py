@@ -23,8 +23,9 @@ import torch
 from torch import Tensor, nn
 
 from . import PROGRAM, TEMPLATE_VERSION
-from .config import Config, ConfigError
+from .config import Config
 from .data.images import IMAGENET_MEAN, IMAGENET_STD
+from .errors import ConfigError
 from .files import write_atomic
 from .models import exportable
 from .task import TASK

@@ -11,7 +11,8 @@ import torch
 
 from . import export
 from .compatibility import check_classes, load_model
-from .config import Config, RunStoppedError
+from .config import Config
+from .errors import RunStoppedError
 from .files import write_atomic
 from .models import exportable
 from .rundirs import run_dir_of

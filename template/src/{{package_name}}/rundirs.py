@@ -13,7 +13,7 @@ from lightning.fabric.plugins.environments.torchelastic import TorchElasticEnvir
 
 from . import PROGRAM
 from .callbacks import LAST_CHECKPOINT
-from .config import ConfigError
+from .errors import ConfigError
 
 RUN_DIR_ENV = f"{PROGRAM.upper()}_RUN_DIR"
 """Set while `fit` runs, so that the DDP worker processes it launches join its run directory."""

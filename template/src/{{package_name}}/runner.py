@@ -20,9 +20,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from .callbacks import MetricsFile, build_callbacks
 from .checkpoints import logged_steps, read_checkpoint
 from .compatibility import check_classes, check_resumable, load_model
-from .config import Config, ConfigError
+from .config import Config
 from .data.datamodule import predict_dataloader
 from .data.images import list_images
+from .errors import ConfigError
 from .files import write_atomic
 from .loggers import build_logger
 from .predictions import PredictionWriter

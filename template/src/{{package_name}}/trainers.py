@@ -12,7 +12,8 @@ from lightning import Callback, Trainer
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import RichProgressBar
 
-from .config import Config, ConfigError, TrainerConfig, first_line
+from .config import Config, TrainerConfig
+from .errors import ConfigError, first_line
 from .quiet import silence_known_noise
 
 
