@@ -1,0 +1,72 @@
+"""What every task's `inference.py` shares: a checkpoint of this project read with torch alone
+(its config and class info, the network rebuilt and its weights loaded), and prediction over
+images of any size in batches of `data.batch_size`, as the `predict` command batches files."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from .checkpoints import network_weights, read_checkpoint
+from .config import Config
+from .data.images import as_rgb, read_rgb
+from .models.speed import speed_up
+
+PredictionT = TypeVar("PredictionT")
+
+
+class TrainedModel(abc.ABC, Generic[PredictionT]):
+    """A trained network in eval mode, with the config it was trained with and its class names."""
+
+    def __init__(self, network: nn.Module, config: Config, class_names: Sequence[str]) -> None:
+        self.network = network.eval()
+        self.config = config
+        self.class_names = list(class_names)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    @torch.inference_mode()
+    def predict(self, images: Sequence[Image.Image | Tensor]) -> list[PredictionT]:
+        """The prediction for each image of any size, a PIL image or a uint8 RGB tensor (3, H, W), in
+        batches of `data.batch_size`. Tensors are resized as PIL images too, as `predict` reads files,
+        so that both give the same numbers."""
+        size = self.config.data.batch_size
+        predictions: list[PredictionT] = []
+        for start in range(0, len(images), size):
+            predictions += self.predict_batch([as_rgb(image) for image in images[start : start + size]])
+        return predictions
+
+    def predict_files(self, paths: Sequence[Path | str]) -> list[PredictionT]:
+        """The prediction for each image file, read as `predict` reads it."""
+        return self.predict([read_rgb(path) for path in paths])
+
+    @abc.abstractmethod
+    def predict_batch(self, pictures: list[Image.Image]) -> list[PredictionT]:
+        """One batch of RGB pictures, each at its own size."""
+
+
+def load_network(
+    path: Path | str, device: torch.device | str, build: Callable[[Config, Mapping[str, Any]], nn.Module]
+) -> tuple[nn.Module, Config, dict[str, Any]]:
+    """The network of a checkpoint of this project on `device`, made by `build` from the stored config
+    and class info, with its weights; and that config (pretrained weights and compiling off: the
+    weights come from the checkpoint) and class info. A path that is not such a checkpoint is a
+    `ConfigError` naming it."""
+    checkpoint = read_checkpoint(Path(path))
+    stored: dict[str, Any] = checkpoint["hyper_parameters"]
+    config = Config.from_data(stored["config"])
+    config = config.model_copy(
+        update={"model": config.model.model_copy(update={"pretrained": False, "compile": False})}
+    )
+    network = build(config, stored)
+    speed_up(network, config.model)
+    network.load_state_dict(network_weights(checkpoint))
+    return network.to(device), config, stored
