@@ -20,7 +20,6 @@ from lightning.pytorch.callbacks import (
     EarlyStopping,
     LearningRateMonitor,
     ModelCheckpoint,
-    RichProgressBar,
 )
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
@@ -29,6 +28,7 @@ from . import PROGRAM
 from .config import Config
 from .errors import RunStoppedError
 from .files import write_atomic
+from .progress import ModelSize, progress_bar
 
 LAST_CHECKPOINT = "last.ckpt"
 
@@ -267,6 +267,7 @@ def build_callbacks(config: Config, run_dir: Path, metrics_file: MetricsFile) ->
         # saved; an unmonitored checkpoint keeps last.ckpt at the latest epoch, for resuming.
         ModelCheckpoint(dirpath=checkpoints, filename=last.stem, enable_version_counter=False),
         LearningRateMonitor(logging_interval="epoch"),
+        ModelSize(),
         metrics_file,
         RandomState(),
         StopOnSignal(last),
@@ -288,5 +289,5 @@ def build_callbacks(config: Config, run_dir: Path, metrics_file: MetricsFile) ->
     if settings.throughput:
         callbacks.append(TrainingThroughput(window=config.trainer.log_every_n_steps))
     if settings.progress_bar:
-        callbacks.append(RichProgressBar())
+        callbacks.append(progress_bar())
     return callbacks

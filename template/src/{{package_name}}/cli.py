@@ -61,8 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2 if report.problems else 0
         elif args.command == "predict":
             assert checkpoint is not None  # argparse requires --checkpoint here
-            written = runner.predict(config, checkpoint, args.input, args.output, visualize=args.visualize)
-            console.print(f"Predictions: {written}", highlight=False, soft_wrap=True)
+            done = runner.predict(config, checkpoint, args.input, args.output, visualize=args.visualize)
+            speed = done.images / done.seconds if done.seconds > 0 else float("inf")
+            console.print(
+                f"Predicted {done.images} images in {done.seconds:.1f} s ({speed:.1f} images/s)", highlight=False
+            )
+            console.print(f"Predictions: {done.destination}", highlight=False, soft_wrap=True)
         elif args.command == "export":
             assert checkpoint is not None
             parity, model_file = export_gate.export_model(config, checkpoint, args.format, args.output)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -129,15 +131,25 @@ def evaluate(
     return metrics, report.written["val" if stage == "validate" else "test"]
 
 
-def predict(config: Config, checkpoint: Path, input_dir: Path, output_dir: Path, visualize: bool = False) -> Path:
-    """Predict every image below `input_dir`; returns what the task's writer wrote under `output_dir`
+@dataclass(frozen=True)
+class Predicted:
+    """What `predict` did: where the task's writer wrote, and how fast."""
+
+    destination: Path
+    images: int
+    seconds: float
+
+
+def predict(config: Config, checkpoint: Path, input_dir: Path, output_dir: Path, visualize: bool = False) -> Predicted:
+    """Predict every image below `input_dir` into what the task's writer writes under `output_dir`
     (with `visualize`, also each image with its prediction drawn on it, in `<output_dir>/annotated/`)."""
     files = list_images(input_dir)
     writer = PredictionWriter(input_dir, files, output_dir, visualize)
     model = load_model(checkpoint, config)
     trainer = single_device_trainer(config, writer)
+    started = time.perf_counter()
     trainer.predict(model, dataloaders=predict_dataloader(files, config.data), return_predictions=False)
-    return writer.destination
+    return Predicted(writer.destination, len(files), time.perf_counter() - started)
 
 
 def _leave_process_group() -> None:

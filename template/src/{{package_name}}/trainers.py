@@ -10,10 +10,10 @@ from typing import Any
 import torch
 from lightning import Callback, Trainer
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import RichProgressBar
 
 from .config import Config, TrainerConfig
 from .errors import ConfigError, first_line
+from .progress import progress_bar
 from .quiet import silence_known_noise
 
 
@@ -78,6 +78,7 @@ def build_trainer(config: Config, **overrides: Any) -> Trainer:
         "log_every_n_steps": settings.log_every_n_steps,
         "check_val_every_n_epoch": settings.check_val_every_n_epoch,
         "enable_progress_bar": config.callbacks.progress_bar,
+        "enable_model_summary": False,  # progress.ModelSize says it in one line
     }
     arguments.update(overrides)
     return Trainer(**arguments)
@@ -85,7 +86,7 @@ def build_trainer(config: Config, **overrides: Any) -> Trainer:
 
 def single_device_trainer(config: Config, *callbacks: Callback) -> Trainer:
     """Evaluation and prediction on one device: no duplicated samples, one output file."""
-    progress: list[Callback] = [RichProgressBar()] if config.callbacks.progress_bar else []
+    progress: list[Callback] = [progress_bar()] if config.callbacks.progress_bar else []
     return build_trainer(
         config,
         devices=1,
