@@ -15,8 +15,8 @@ import torch
 
 from . import PROGRAM
 from .config import Config
-from .data.images import file_digest
-from .errors import ConfigError
+from .data.images import file_digest, find_undecodable, is_image_file
+from .errors import ConfigError, DataError
 from .task import DataModule
 from .trainers import check_trainer_settings
 
@@ -51,18 +51,45 @@ def check(config: Config) -> CheckReport:
     report.data_source = str(data.root)
     try:
         datamodule = DataModule(data.model_copy(update={"bad_images": "skip"}), seed=config.seed)
+    except DataError as error:
+        # The layout or the labels are wrong, and said all at once; which images decode is still worth knowing.
+        named = " ".join(error.problems)
+        others = [path for path in sorted(data.root.rglob("*")) if is_image_file(path) and str(path) not in named]
+        report.problems += at_most_per_kind([*error.problems, *_undecodable(find_undecodable(others))])
+        return report
     except ConfigError as error:
         report.problems.append(str(error))
         return report
-    report.problems += [f"data.root: {path} does not decode: {why}" for path, why in datamodule.undecodable.items()]
+    report.problems += at_most_per_kind(_undecodable(datamodule.undecodable))
     report.label_counts = datamodule.label_counts()
     report.problems += [
         f"data.root: class {name} never occurs in {data.root / 'train'}"
         for name, count in report.label_counts.get("train", {}).items()
         if count == 0 and not name.startswith("(")
     ]
-    report.problems += _duplicates_across_splits(datamodule.image_files())
+    report.problems += at_most_per_kind(_duplicates_across_splits(datamodule.image_files()))
     return report
+
+
+def _undecodable(files: dict[Path, str]) -> list[str]:
+    return [f"data.root: {path} does not decode: {why}" for path, why in files.items()]
+
+
+MAX_PER_KIND = 10
+"""Lines `check` prints of one kind of problem (the same message about other files), then a count."""
+
+
+def at_most_per_kind(problems: list[str]) -> list[str]:
+    """`problems`, keeping `MAX_PER_KIND` of each kind, then one line saying how many more there are."""
+    kinds: dict[str, list[str]] = defaultdict(list)
+    for problem in problems:
+        kinds[re.sub(r"\S*[/\\]\S*|\d+", "_", problem)].append(problem)
+    kept: list[str] = []
+    for same in kinds.values():
+        kept += same[:MAX_PER_KIND]
+        if len(same) > MAX_PER_KIND:
+            kept.append(f"data.root: {len(same) - MAX_PER_KIND} more like the one above")
+    return kept
 
 
 def _environment(problems: list[str]) -> list[tuple[str, str]]:

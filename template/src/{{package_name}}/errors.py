@@ -1,12 +1,47 @@
-"""The two ways a command stops early on purpose: a user-fixable problem (`ConfigError`, exit 2),
-and a fit stopped on purpose (`RunStoppedError`: a signal, a non-finite loss). The command line
-prints either as one line; neither imports anything, so every module can raise them."""
+"""The ways a command stops early on purpose: a user-fixable problem (`ConfigError`, exit 2; a data
+set's problems all at once, `DataError`), and a fit stopped on purpose (`RunStoppedError`: a
+signal, a non-finite loss). The command line prints each as one line; nothing here imports a
+library, so every module can raise them."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class ConfigError(ValueError):
     """A user-fixable problem; its message is one line that names the field, file or option."""
+
+
+class DataError(ConfigError):
+    """Every problem a data set's reading found, one line each: `check` prints them all; any other
+    command refuses with the first and how many more there are."""
+
+    def __init__(self, problems: list[str]) -> None:
+        more = f" (and {len(problems) - 1} more: `check` lists them all)" if len(problems) > 1 else ""
+        super().__init__(problems[0] + more)
+        self.problems = problems
+
+
+class Problems:
+    """Collects the problems found while a data set is read, so that one pass names them all."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    @contextmanager
+    def gathered(self) -> Iterator[None]:
+        """A `ConfigError` raised inside is noted, and reading goes on after the block."""
+        try:
+            yield
+        except DataError as problems:
+            self.found += problems.problems
+        except ConfigError as problem:
+            self.found.append(str(problem))
+
+    def raise_if_any(self) -> None:
+        if self.found:
+            raise DataError(self.found)
 
 
 def first_line(error: BaseException) -> str:
