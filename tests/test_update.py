@@ -148,7 +148,8 @@ def test_switching_the_task_removes_the_old_tasks_files_even_when_edited(templat
     """What README's "Keeping up with the template" warns about: commit what you want to keep first."""
     project = project_from(template, tmp_path / "project")
     classifier = project / "src" / "vision_project" / "models" / "classifier.py"
-    edit(classifier, "class ImageClassifier(LightningModule):", "class ImageClassifier(LightningModule):  # tuned")
+    declaration = "class ImageClassifier(TaskModule[Batch, Tensor]):"
+    edit(classifier, declaration, f"{declaration}  # tuned")
     edit(project / "configs" / "default.yaml", "max_epochs: 5", "max_epochs: 30")
     commit_all(project, "user edits")
     release(template, "1.0.1", {"README.md": ("# copier-lightning", "# copier-lightning ")})

@@ -49,7 +49,7 @@ class EpochLines(ProgressBar):
 
 
 class ModelSize(Callback):
-    """`ImageClassifier: 11.2 M parameters, 11.2 M trainable (44.7 MB)` when a fit starts. Lightning's
+    """`<Model class>: 11.2 M parameters, 11.2 M trainable (44.7 MB)` when a fit starts. Lightning's
     own summary table lists the module's children and a FLOPs count that is 0 without an example
     input; this says what matters once."""
 
