@@ -1,7 +1,7 @@
 """Known noise from Lightning and torch, silenced where it starts: each filter names one
 message (or one logger) and says why it is noise here. Everything else still reaches the user.
 
-Called where a Trainer is built and where a program is saved, not at import: pytest restores the
+Called where a Trainer is built and where a command starts, not at import: pytest restores the
 warning filters after each test, so filters set once at import would not hold in a test session.
 """
 
