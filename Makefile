@@ -23,7 +23,7 @@ demo: $(BIN)/.installed
 	cd $(DEMO) && ../../$(BIN)/vision_project fit --output_dir $(CURDIR)/$(DEMO)/runs
 
 test: $(BIN)/.installed lint
-	$(BIN)/pytest
+	$(BIN)/pytest --numprocesses auto --maxprocesses 4 --dist loadgroup
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check template/src tests scripts hooks benchmarks

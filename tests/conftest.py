@@ -32,7 +32,7 @@ def git(*args: str, cwd: Path) -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_tools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Git identity and Copier settings of our own, so the tests never read or write the user's."""
+    """Git identity, Copier settings and a mypy cache of our own, so the tests never touch the user's."""
     home = tmp_path_factory.mktemp("home")
     gitconfig = home / "gitconfig"
     gitconfig.write_text(
@@ -43,6 +43,8 @@ def isolated_tools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         set_environment(patch, GIT_CONFIG_GLOBAL=str(gitconfig), GIT_CONFIG_NOSYSTEM="1")
         set_environment(patch, COPIER_SETTINGS_PATH=str(settings))
+        # One mypy cache for every project checked here: torch's and Lightning's stubs are read once.
+        set_environment(patch, MYPY_CACHE_DIR=str(home / "mypy-cache"))
         # These would override the identity in gitconfig.
         set_environment(patch, GIT_AUTHOR_NAME=None, GIT_AUTHOR_EMAIL=None)
         set_environment(patch, GIT_COMMITTER_NAME=None, GIT_COMMITTER_EMAIL=None)

@@ -38,7 +38,7 @@ def test_default_yaml_matches_the_config_defaults(rendered: Renders, answers: di
 @pytest.mark.parametrize("answers", TRAINED, ids=combo_id)
 def test_strict_types(rendered: Renders, answers: dict[str, str]) -> None:
     project = rendered(**answers)
-    run([tool("mypy"), "--cache-dir", str(project.parent / ".mypy_cache")], cwd=project)
+    run([tool("mypy")], cwd=project)
 
 
 LOGGER_FILES = ["tests/test_logger.py", "tests/test_config.py"]
