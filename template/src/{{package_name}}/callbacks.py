@@ -68,7 +68,7 @@ class MetricsFile(Callback):
     def _write(self, trainer: Trainer) -> None:
         if not trainer.is_global_zero:
             return
-        write_atomic(self.path, json.dumps(self.metrics, indent=2) + "\n")
+        write_atomic(self.path, json.dumps(self.metrics, indent=2) + "\n", "the metrics")
 
 
 def _numbers(metrics: dict[str, Any], prefix: str) -> dict[str, float]:

@@ -4,6 +4,7 @@ which serves a model without Lightning."""
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from torch import Tensor
 from .config import Config
 from .errors import ConfigError, first_line
 
+ZIP_MAGIC = b"PK\x03\x04"
+"""How every file `torch.save` writes begins (a zip archive)."""
 NETWORK_PREFIX = "network."
 """Where the LightningModule keeps the network: its weights' names in a checkpoint start so."""
 
@@ -25,12 +28,31 @@ def read_checkpoint(path: Path, option: str = "--checkpoint") -> dict[str, Any]:
         checkpoint: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
         config = checkpoint["hyper_parameters"]["config"]
     except (OSError, RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as error:
+        if torn(path):
+            raise ConfigError(f"{option} {path}: torn or truncated checkpoint ({first_line(error)})") from None
         raise ConfigError(f"{option} {path}: not a checkpoint of this project ({first_line(error)})") from None
     try:
         Config.from_data(config)
     except ConfigError as error:
         raise ConfigError(f"{option} {path}: written by another task or an incompatible version ({error})") from None
     return checkpoint
+
+
+def torn(path: Path) -> bool:
+    """Whether `path` is a checkpoint cut short (a write that stopped half-way, a copy killed
+    midway): empty, or a zip archive as `torch.save` begins one that does not read to its end."""
+    try:
+        with path.open("rb") as file:
+            start = file.read(len(ZIP_MAGIC))
+    except OSError:  # unreadable, not torn: the load's own error says why
+        return False
+    if start != ZIP_MAGIC:
+        return not start
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is not None  # the first member whose checksum fails, if any
+    except (OSError, zipfile.BadZipFile, EOFError):
+        return True
 
 
 def checkpoint_config(path: Path, option: str = "--checkpoint") -> dict[str, Any]:

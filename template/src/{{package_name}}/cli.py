@@ -19,7 +19,7 @@ from rich.table import Table
 from . import PROGRAM
 from .config import Config
 from .config_sources import load_config, parse_overrides
-from .errors import ConfigError, RunStoppedError
+from .errors import ConfigError, RunStoppedError, unwritten
 from .quiet import silence_known_noise
 
 if TYPE_CHECKING:  # the commands' modules import torch: only once a command runs
@@ -40,8 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     console = Console()
+    writes_to: Path | None = None
     try:
         config, checkpoint = _resolve_config(args, parse_overrides(extra))
+        writes_to = config.output_dir if args.command == "fit" else getattr(args, "output", None)
         silence_known_noise()
         from . import checking, export_gate, runner
 
@@ -83,6 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunStoppedError as error:
         print(f"{parser.prog}: {error}", file=sys.stderr)
         return error.exit_code
+    except Exception as error:  # looked through for a file that could not be written; others go on
+        failed = unwritten(error, writes_to)
+        if failed is None:
+            raise
+        print(f"{parser.prog}: error: {failed}", file=sys.stderr)
+        return failed.exit_code
     return 0
 
 

@@ -8,8 +8,11 @@ Imports torch alone; onnx and onnxruntime (the project's `export` extra) only wh
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import math
+import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -26,7 +29,7 @@ from . import PROGRAM, TEMPLATE_VERSION
 from .config import Config
 from .data.images import IMAGENET_MEAN, IMAGENET_STD
 from .errors import ConfigError
-from .files import write_atomic
+from .files import process_running, sync_folder, write_atomic, write_error
 from .models import exportable
 from .task import TASK
 
@@ -38,6 +41,8 @@ OUTPUT_ATOL = 1e-4
 kernels of two runtimes differ in the order they sum in, not in what they compute)."""
 METRIC_RTOL = 0.005
 """The monitored metric scored with the exported file must be within 0.5 % of the eager score."""
+STAGING = re.compile(r"^\.export-(?:(?P<pid>\d+)-)?")
+"""A staging folder's name, `.export-<process id>-<random>` (older ones lack the process id)."""
 
 ExportedCall = Callable[..., tuple[Tensor, ...]]
 """An exported file made callable: input tensors in, its output tensors out, on the CPU."""
@@ -86,15 +91,19 @@ def check_format(file_format: Format, config: Config) -> None:
 
 
 def write(network: nn.Module, config: Config, entries: Mapping[str, Any], file_format: Format, folder: Path) -> Path:
-    """Export `network` (on the CPU, in eval mode) into `folder`; returns the model file."""
+    """Export `network` (on the CPU, in eval mode) into `folder`; returns the model file. A file
+    that cannot be written (a full disk) is a `WriteError` naming it."""
     module = exportable.exportable(network).eval()
     inputs = exportable.example_inputs()
     path = model_file(folder, file_format)
-    if file_format == "onnx":
-        _write_onnx(module, inputs, path, entries)
-    else:
-        _write_pt2(module, inputs, path)
-        write_atomic(metadata_file(folder), json.dumps(entries, indent=2) + "\n")
+    try:
+        if file_format == "onnx":
+            _write_onnx(module, inputs, path, entries)
+        else:
+            _write_pt2(module, inputs, path)
+            write_atomic(metadata_file(folder), json.dumps(entries, indent=2) + "\n", "the model's metadata")
+    except OSError as error:  # the exporter's own write of `path`
+        raise write_error(path, error, "the exported model") from None
     return path
 
 
@@ -118,7 +127,7 @@ def _write_onnx(module: nn.Module, inputs: tuple[Tensor, ...], path: Path, entri
         )
     model = onnx.load(str(path))
     onnx.helper.set_model_props(model, {name: json.dumps(value) for name, value in entries.items()})
-    onnx.save(model, str(path))
+    write_atomic(path, model.SerializeToString(), "the exported model")
 
 
 def _onnx_exporter_options() -> dict[str, Any]:
@@ -131,7 +140,9 @@ def _onnx_exporter_options() -> dict[str, Any]:
 
 def _write_pt2(module: nn.Module, inputs: tuple[Tensor, ...], path: Path) -> None:
     program = torch.export.export(module, inputs, dynamic_shapes=_dynamic_shapes(), strict=False)
-    torch.export.save(program, str(path))
+    serialized = io.BytesIO()  # torch's own writer reports a full disk as a bare RuntimeError
+    torch.export.save(program, serialized)
+    write_atomic(path, serialized.getbuffer(), "the exported model")
 
 
 def _dynamic_shapes() -> tuple[dict[int, torch.export.Dim], ...]:
@@ -251,17 +262,30 @@ class Parity:
 
 @contextmanager
 def staging(folder: Path) -> Iterator[Path]:
-    """A scratch folder beside `folder`, removed afterwards: files are moved into `folder` only once
-    they passed, so a failed export leaves nothing a deployment could pick up by mistake."""
+    """A hidden scratch folder in `folder`, removed afterwards: files are moved into `folder` only
+    once they passed, so a failed export leaves nothing a deployment could pick up by mistake. The
+    scratch folders a killed export left are removed first."""
     folder.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
+    remove_stale_staging(folder)
+    scratch = Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=folder))
     try:
         yield scratch
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def remove_stale_staging(folder: Path) -> None:
+    """Remove the scratch folders in `folder` of exports that no longer run (killed midway): their
+    files were never checked, and a model file there is as large as the model."""
+    for path in folder.glob(".export-*"):
+        match = STAGING.match(path.name)
+        if path.is_dir() and match and not (match.group("pid") and process_running(int(match.group("pid")))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def publish(scratch: Path, folder: Path) -> None:
-    """Move every file of `scratch` into `folder`, each by one atomic rename."""
-    for path in scratch.iterdir():
+    """Move every file of `scratch` into `folder`, each by one atomic rename; the parity figures
+    last, so that a parity file saying "passed" always lies beside the model it checked."""
+    for path in sorted(scratch.iterdir(), key=lambda path: path.name.startswith("parity-")):
         path.replace(folder / path.name)
+    sync_folder(folder)

@@ -67,7 +67,7 @@ def export_model(
             eager_metric=eager_metric,
             exported_metric=_val_metric(config, model, datamodule, metric),
         )
-        write_atomic(export.parity_file(scratch, file_format), parity.to_json())
+        write_atomic(export.parity_file(scratch, file_format), parity.to_json(), "the parity figures")
         if not parity.passed:
             export.parity_file(scratch, file_format).replace(export.parity_file(folder, file_format))
             raise ExportParityError(f"export: parity gate failed, nothing exported: {parity.failure()}")

@@ -1,26 +1,94 @@
-"""File writes that readers never see half-done."""
+"""File writes that readers never see half-done, and that a full disk stops with one line.
+
+Every file the project writes goes through `write_atomic`: the bytes go to a hidden partial file
+in the destination's own folder (the same file system, so the rename is atomic, never a copy),
+are flushed to the disk (fsync), and only then renamed over the destination. A kill at any moment
+leaves the previous file or none under the final name; a failed write removes its partial file
+and raises `WriteError`, which names the file and what it was to hold.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from .errors import WriteError
+
 if TYPE_CHECKING:
     from torch import Tensor
 
+PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.partial$")
+"""A partial file's name: `.<destination's name>.<writing process id>.partial`."""
 
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write beside `path`, then rename over it: an interrupted run leaves the old file or none."""
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    if isinstance(content, str):
-        partial.write_text(content, encoding="utf-8")
-    else:
-        partial.write_bytes(content)
-    os.replace(partial, path)
+
+def write_atomic(path: Path, content: str | bytes | memoryview, what: str | None = None) -> None:
+    """Write `content` beside `path`, fsync it, then rename it over `path`; `what` (the file's
+    role, as "the checkpoint") names it in the error when it cannot be written."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    partial = partial_path(path)
+    try:
+        with partial.open("wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    except BaseException as error:
+        partial.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise write_error(path, error, what) from None
+        raise
+    sync_folder(path.parent)
+
+
+def partial_path(path: Path) -> Path:
+    """Where `write_atomic` writes `path` before it is complete: hidden, in `path`'s own folder."""
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
+def write_error(path: Path, error: OSError, what: str | None = None) -> WriteError:
+    """The one-line error for `path` that could not be written: `<path>: cannot write <what>: <reason>`."""
+    role = what or f"this {path.suffix.lstrip('.').upper() or 'data'} file"
+    reason = error.strerror or type(error).__name__
+    return WriteError(f"{path}: cannot write {role}: {reason}")
+
+
+def remove_stale_partials(folder: Path) -> None:
+    """Remove the partial files in `folder` that a killed process left: those whose writer no
+    longer runs. A write that stopped half-way never reaches its final name; this frees its space."""
+    for path in folder.glob(".*.partial"):
+        match = PARTIAL.match(path.name)
+        if match and not process_running(int(match.group("pid"))):
+            path.unlink(missing_ok=True)
+
+
+def process_running(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (this one's own included)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0 only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's
+        return True
+    return True
+
+
+def sync_folder(folder: Path) -> None:
+    """Make the rename itself durable: a crash right after it keeps the new file, not the old one.
+    Only where folders can be opened (not on Windows, where the rename is durable by itself)."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def png_bytes(picture: Tensor) -> bytes:
@@ -33,4 +101,4 @@ def png_bytes(picture: Tensor) -> bytes:
 
 def write_png(path: Path, picture: Tensor) -> None:
     """`png_bytes(picture)`, written atomically."""
-    write_atomic(path, png_bytes(picture))
+    write_atomic(path, png_bytes(picture), "the picture")

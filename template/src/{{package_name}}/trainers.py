@@ -11,6 +11,7 @@ import torch
 from lightning import Callback, Trainer
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+from .checkpoint_io import AtomicCheckpointIO
 from .config import Config, TrainerConfig
 from .errors import ConfigError, first_line
 from .progress import progress_bar
@@ -79,6 +80,7 @@ def build_trainer(config: Config, **overrides: Any) -> Trainer:
         "check_val_every_n_epoch": settings.check_val_every_n_epoch,
         "enable_progress_bar": config.callbacks.progress_bar,
         "enable_model_summary": False,  # progress.ModelSize says it in one line
+        "plugins": [AtomicCheckpointIO()],  # never a torn checkpoint under its final name
     }
     arguments.update(overrides)
     return Trainer(**arguments)
