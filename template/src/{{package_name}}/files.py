@@ -1,11 +1,4 @@
-"""File writes that readers never see half-done, and that a full disk stops with one line.
-
-Every file the project writes goes through `write_atomic`: the bytes go to a hidden partial file
-in the destination's own folder (the same file system, so the rename is atomic, never a copy),
-are flushed to the disk (fsync), and only then renamed over the destination. A kill at any moment
-leaves the previous file or none under the final name; a failed write removes its partial file
-and raises `WriteError`, which names the file and what it was to hold.
-"""
+"""File writes that readers never see half-done."""
 
 from __future__ import annotations
 
@@ -28,8 +21,11 @@ PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.partial$")
 
 
 def write_atomic(path: Path, content: str | bytes | memoryview, what: str | None = None) -> None:
-    """Write `content` beside `path`, fsync it, then rename it over `path`; `what` (the file's
-    role, as "the checkpoint") names it in the error when it cannot be written."""
+    """Write `content` to `path` so that a kill at any moment leaves the previous file or none
+    under that name: into a hidden partial file in `path`'s own folder (the same file system, so the
+    rename is atomic, never a copy), flushed to the disk (fsync), then renamed over `path`. A failed
+    write removes its partial file and raises `WriteError`, naming `path` and `what` it was to hold
+    (its role, as "the checkpoint"). Every file the project writes goes through here."""
     data = content.encode("utf-8") if isinstance(content, str) else content
     partial = partial_path(path)
     try:
