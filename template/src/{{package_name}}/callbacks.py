@@ -205,6 +205,16 @@ class StopOnNonFiniteLoss(Callback):
         )
 
 
+class ConfiguredEarlyStopping(EarlyStopping):
+    """Early stopping with the configured patience in a resumed fit too: Lightning's takes the
+    checkpoint's back with the rest of its state (`key_policy.POLICY` lets a resume change it)."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        patience = self.patience
+        super().load_state_dict(state_dict)
+        self.patience = patience
+
+
 class TrainingThroughput(Callback):
     """Logs `train_images_per_sec`: the images all processes together train on per second, over
     the last `window` steps (loading, forward, backward and optimizer step), `trainer.log_every_n_steps`
@@ -284,7 +294,7 @@ def build_callbacks(config: Config, run_dir: Path, metrics_file: MetricsFile) ->
         )
     if settings.early_stopping:
         callbacks.append(
-            EarlyStopping(monitor=settings.monitor, mode=settings.monitor_mode, patience=settings.patience)
+            ConfiguredEarlyStopping(monitor=settings.monitor, mode=settings.monitor_mode, patience=settings.patience)
         )
     if settings.throughput:
         callbacks.append(TrainingThroughput(window=config.trainer.log_every_n_steps))

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .config import Config
 from .errors import ConfigError, first_line
+from .key_policy import compatible_config
 
 ZIP_MAGIC = b"PK\x03\x04"
 """How every file `torch.save` writes begins (a zip archive)."""
@@ -21,7 +21,9 @@ NETWORK_PREFIX = "network."
 
 
 def read_checkpoint(path: Path, option: str = "--checkpoint") -> dict[str, Any]:
-    """A checkpoint of this project, read without unpickling any code (`weights_only=True`)."""
+    """A checkpoint of this project, read without unpickling any code (`weights_only=True`), its
+    stored config made this project's (`key_policy.compatible_config`: another logger's section,
+    say, is left out)."""
     if not path.is_file():
         raise ConfigError(f"{option} {path}: file not found")
     try:
@@ -32,7 +34,7 @@ def read_checkpoint(path: Path, option: str = "--checkpoint") -> dict[str, Any]:
             raise ConfigError(f"{option} {path}: torn or truncated checkpoint ({first_line(error)})") from None
         raise ConfigError(f"{option} {path}: not a checkpoint of this project ({first_line(error)})") from None
     try:
-        Config.from_data(config)
+        checkpoint["hyper_parameters"]["config"] = compatible_config(config)
     except ConfigError as error:
         raise ConfigError(f"{option} {path}: written by another task or an incompatible version ({error})") from None
     return checkpoint

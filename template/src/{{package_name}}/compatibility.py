@@ -9,6 +9,7 @@ from typing import Any
 from .checkpoints import checkpoint_config
 from .config import Config
 from .errors import ConfigError
+from .key_policy import check_resume_changes
 from .task import DataModule, Model
 
 
@@ -29,7 +30,8 @@ def check_classes(datamodule: DataModule, model: Model) -> None:
 def check_resumable(
     path: Path, checkpoint: dict[str, Any], model: Model, datamodule: DataModule, config: Config
 ) -> None:
-    """A resumed fit needs the checkpoint's classes and a network its weights fit."""
+    """A resumed fit needs the checkpoint's classes, a network its weights fit, and changes only
+    what `key_policy.POLICY` lets a resume change."""
     stored = checkpoint["hyper_parameters"]
     classes = {key: value for key, value in stored.items() if key != "config"}
     if classes != dict(datamodule.class_info):
@@ -37,6 +39,9 @@ def check_resumable(
     shapes = {name: tuple(tensor.shape) for name, tensor in checkpoint.get("state_dict", {}).items()}
     if shapes != {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}:
         raise _weights_do_not_fit("--resume", path, config, stored["config"])
+    # Lightning keeps the data module's `state_dict` under its class name: where training stood.
+    position = checkpoint.get(type(datamodule).__qualname__) or {}
+    check_resume_changes(stored["config"], config, bool(position.get("epoch_done", True)), str(path))
 
 
 def _weights_do_not_fit(option: str, checkpoint: Path, config: Config, trained: dict[str, Any]) -> ConfigError:

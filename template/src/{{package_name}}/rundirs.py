@@ -1,24 +1,36 @@
-"""Where a fit writes: run directories in `output_dir`, the one a SLURM or torchrun job names, and
-the checkpoint a resumed or restarted fit continues from."""
+"""Where a fit writes: run directories in `output_dir`, the one a SLURM or torchrun job names, the
+checkpoint a resumed or restarted fit continues from, and the lock that keeps a run directory to
+the one fit writing it."""
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import re
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import yaml
 from lightning.fabric.plugins.environments.slurm import SLURMEnvironment
 from lightning.fabric.plugins.environments.torchelastic import TorchElasticEnvironment
 
 from . import PROGRAM
 from .callbacks import LAST_CHECKPOINT
+from .config import Config
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 RUN_DIR_ENV = f"{PROGRAM.upper()}_RUN_DIR"
 """Set while `fit` runs, so that the DDP worker processes it launches join its run directory."""
 HPC_CHECKPOINTS = "hpc_ckpt_*.ckpt"
 """What Lightning saves in the run directory when SLURM sends the requeue signal (SIGUSR1)."""
+LOCK_FILE = "fit.lock"
+"""In each run directory: locked by the fit writing it, and naming that process."""
 
 
 RUN_NAME = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?$")
@@ -26,22 +38,32 @@ RUN_NAME = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?$")
 
 
 def last_checkpoint(output_dir: Path) -> Path:
-    """`last.ckpt` of the newest run in `output_dir`: what `fit --resume last` continues."""
+    """`last.ckpt` of the newest run in `output_dir` that has one: what `fit --resume last` continues.
+    A newer run that stopped before writing one (it crashed at its start, say) is passed over, in
+    one warning that names both runs."""
     runs = sorted(
-        (match.group(1), int(match.group(2) or 0), folder)
+        ((match.group(1), int(match.group(2) or 0)), folder)
         for folder in (output_dir.iterdir() if output_dir.is_dir() else [])
         if (match := RUN_NAME.match(folder.name)) and (folder / "config.yaml").is_file()
     )
     if not runs:
         raise ConfigError(f"--resume last: no run in output_dir {output_dir} to resume")
-    newest = runs[-1][2]
-    checkpoint = newest / "checkpoints" / LAST_CHECKPOINT
-    if not checkpoint.is_file():
-        raise ConfigError(
-            f"--resume last: the newest run {newest} stopped before writing checkpoints/{LAST_CHECKPOINT}; "
-            "start a new fit or resume an older run by path"
-        )
-    return checkpoint
+    newest = runs[-1][1]
+    for _, run in reversed(runs):
+        checkpoint = run / "checkpoints" / LAST_CHECKPOINT
+        if checkpoint.is_file():
+            if run != newest:
+                log.warning(
+                    "--resume last: the newest run %s has no checkpoints/%s; resuming %s, the newest run that has one",
+                    newest,
+                    LAST_CHECKPOINT,
+                    run,
+                )
+            return checkpoint
+    raise ConfigError(
+        f"--resume last: no run in output_dir {output_dir} has a checkpoints/{LAST_CHECKPOINT} "
+        f"(the newest, {newest}, stopped before writing one); start a new fit"
+    )
 
 
 def job_name() -> str | None:
@@ -63,6 +85,28 @@ def job_name() -> str | None:
     if not re.fullmatch(r"\w[\w.-]*", job):
         raise ConfigError(f"{source}: {job!r} cannot name a run directory (letters, digits, '_', '.', '-')")
     return prefix + job
+
+
+def job_run_dir(output_dir: Path, job: str, config: Config) -> Path:
+    """The run directory of this fit of the job `job`: `<output_dir>/<job>`, unless another fit of
+    the job (a second `fit` in one SLURM job, a torchrun id used again) wrote it with another
+    config; then the first of `<job>-2`, `<job>-3`, ... that is new or holds this config. Every
+    process of the fit finds the same one, and so does the job when it is restarted."""
+    wanted = config.to_data()
+    for attempt in range(1, 1000):
+        run_dir = output_dir / (job if attempt == 1 else f"{job}-{attempt}")
+        saved = run_dir / "config.yaml"
+        if not saved.is_file() or _saved_config(saved) == wanted:
+            return run_dir
+    raise ConfigError(f"output_dir: {output_dir} holds 999 runs of the job {job}, each with another config")
+
+
+def _saved_config(path: Path) -> dict[str, object] | None:
+    """A run's `config.yaml` as plain data, None when it is unreadable."""
+    try:
+        return Config.from_data(yaml.safe_load(path.read_text(encoding="utf-8"))).to_data()
+    except (OSError, yaml.YAMLError, ConfigError, TypeError):
+        return None
 
 
 def job_checkpoint(run_dir: Path, resume: Path | None) -> Path | None:
@@ -100,3 +144,24 @@ def new_run_dir(output_dir: Path) -> Path:
             continue
         return run_dir
     raise ConfigError(f"output_dir: could not create a new run directory in {output_dir}")
+
+
+@contextmanager
+def run_dir_lock(run_dir: Path) -> Iterator[None]:
+    """Hold `<run_dir>/fit.lock` while a fit writes the run directory: a second fit of the same run
+    (two resumes at once) is refused, naming the process that holds it, instead of doubling every
+    metrics row and overwriting the checkpoints. The operating system releases the lock when its
+    process ends, however it ends, so a killed fit leaves no stale lock behind."""
+    with (run_dir / LOCK_FILE).open("a+", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise ConfigError(
+                f"{run_dir}: in use by {holder}, a fit writing this run; wait for it to end or stop it"
+            ) from None
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        lock.flush()
+        yield

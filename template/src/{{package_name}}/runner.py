@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,7 +31,7 @@ from .files import write_atomic
 from .loggers import build_logger
 from .predictions import PredictionWriter
 from .report import EvaluationReport
-from .rundirs import RUN_DIR_ENV, job_checkpoint, job_name, new_run_dir, run_dir_of
+from .rundirs import RUN_DIR_ENV, job_checkpoint, job_name, job_run_dir, new_run_dir, run_dir_lock, run_dir_of
 from .task import DataModule, Model
 from .trainers import build_trainer, check_trainer_settings, single_device_trainer
 
@@ -43,7 +44,8 @@ def fit(config: Config, resume: Path | None = None) -> Path | None:
     Lightning starts, so that only one reports.
 
     A new fit gets a new run directory, or when SLURM or torchrun started its processes, the one
-    named after the job (`job_name`), which a restarted job continues (`job_checkpoint`).
+    named after the job (`job_name`) for this config (`job_run_dir`), which a restarted job
+    continues (`job_checkpoint`). The fit holds its run directory's lock (`run_dir_lock`) until it ends.
     Resuming (`resume`: a checkpoint) continues in the run directory the checkpoint belongs to,
     with its logger run, and exactly where it stopped: the data order, the random state and every
     counter come back from the checkpoint.
@@ -58,7 +60,7 @@ def fit(config: Config, resume: Path | None = None) -> Path | None:
     model = Model(config, **datamodule.class_info)
     run_dir = Path(inherited) if inherited else run_dir_of(resume)
     if job is not None:
-        run_dir = run_dir or config.output_dir / job
+        run_dir = run_dir or job_run_dir(config.output_dir, job, config)
         resume = job_checkpoint(run_dir, resume)
     resume_step = None
     if resume is not None:
@@ -69,9 +71,27 @@ def fit(config: Config, resume: Path | None = None) -> Path | None:
         run_dir = new_run_dir(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # Under SLURM or torchrun every process gets here; Lightning reads each one's rank from the
-    # launcher's variables (RANK, SLURM_PROCID) when it is imported.
-    if not inherited and getattr(rank_zero_only, "rank", 0) == 0:
-        write_atomic(run_dir / "config.yaml", config.to_yaml())
+    # launcher's variables (RANK, SLURM_PROCID) when it is imported. DDP worker processes that
+    # Lightning launched (`inherited`) write into the run of the process that holds its lock.
+    writer = not inherited and getattr(rank_zero_only, "rank", 0) == 0
+    with ExitStack() as held:
+        if writer:
+            held.enter_context(run_dir_lock(run_dir))
+            write_atomic(run_dir / "config.yaml", config.to_yaml())
+        trainer = _fit_in(run_dir, config, model, datamodule, resume, resume_step, inherited is not None)
+    return run_dir if trainer.is_global_zero else None
+
+
+def _fit_in(
+    run_dir: Path,
+    config: Config,
+    model: Model,
+    datamodule: DataModule,
+    resume: Path | None,
+    resume_step: int | None,
+    inherited: bool,
+) -> Trainer:
+    """Train in `run_dir`, then validate the best checkpoint and test it; the Trainer that did it."""
     logger = build_logger(config, run_dir, resume_step=resume_step)
     logger.log_hyperparams(config.flat())
     metrics_file = MetricsFile(run_dir / "metrics.json")
@@ -95,7 +115,7 @@ def fit(config: Config, resume: Path | None = None) -> Path | None:
     finally:
         if not inherited:
             del os.environ[RUN_DIR_ENV]
-    return run_dir if trainer.is_global_zero else None
+    return trainer
 
 
 def _validate_unlogged(trainer: Trainer, model: Model, datamodule: DataModule, checkpoint: str | None) -> None:

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..config import Config
 from ..task_evaluation import TaskEvaluation
-from .optimization import configure_optimization
+from .optimization import apply_settings, configure_optimization, schedule_length
 
 BatchT = TypeVar("BatchT")
 OutputT = TypeVar("OutputT", bound=Tensor | Mapping[str, Any])
@@ -60,6 +60,13 @@ class TaskModule(LightningModule, abc.ABC, Generic[BatchT, OutputT]):
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         total_steps = int(self.trainer.estimated_stepping_batches)
         return configure_optimization(self.parameters(), self.config.optim, total_steps)
+
+    def on_train_start(self) -> None:
+        """A resumed fit's optimizer and schedule come back from its checkpoint with the values it
+        was trained with; the configured ones (`key_policy.POLICY` lets a resume change them) go in now."""
+        (optimizer,) = self.trainer.optimizers
+        (schedule,) = self.trainer.lr_scheduler_configs
+        apply_settings(optimizer, schedule.scheduler, self.config.optim, schedule_length(self.trainer))
 
     def _evaluate(self, batch: BatchT, split: Literal["val", "test"]) -> OutputT:
         outputs, loss = self.evaluation_step(batch)
