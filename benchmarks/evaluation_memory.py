@@ -89,7 +89,10 @@ def bench(task: str, counts: list[int]) -> None:
             )
             status, peak = result.stdout.split()
             pictures = sorted(work.glob("runs/*/report/val/confusion_matrix.png"))
-            size = "x".join(map(str, Image.open(pictures[0]).size)) if pictures else "none"
+            size = "none"
+            if pictures:
+                with Image.open(pictures[0]) as picture:
+                    size = "x".join(map(str, picture.size))
             outcome = "ok" if status == "0" else f"exit {status}: {result.stderr.strip()[-300:]}"
             print(f"{classes:5d} classes: peak RSS {peak:>6} MiB, confusion_matrix.png {size}, {outcome}")
 
