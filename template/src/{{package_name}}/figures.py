@@ -36,6 +36,15 @@ TILE_HEIGHT = 128
 FONT_SIZE, LINE, MARGIN = 13, 16, 8
 CAPTION_LINES = 2
 """Lines of text above each tile of the grid (a tile's caption has at most two)."""
+MATRIX_CLASSES = 30
+"""The most classes the confusion matrix's picture shows, those most often confused: beyond that a
+cell is too small to see (and the picture too large to render); the CSV holds every class."""
+CURVES = 10
+"""The most precision-recall curves drawn, those of the lowest average precision; the CSV holds every class's."""
+LEGEND_LINES = 3
+"""The most lines of the grid's legend; the classes left out are counted at its end."""
+NAME_LENGTH = 32
+"""Class names longer than this are cut short on the pictures (not in the CSV files)."""
 
 
 def write_report(
@@ -72,10 +81,17 @@ def write_report(
 
 
 def confusion_matrix_figure(counts: Tensor, labels: Sequence[str], title: str) -> Figure:
-    """Counts on the left, each row divided by its total (what share of each true class went where) on the right."""
+    """Counts on the left, each row divided by its total (what share of each true class went where)
+    on the right; of at most `MATRIX_CLASSES` classes, those most often confused (with each other
+    or with any class), so that the picture stays readable and bounded whatever the classes."""
     counts = counts.cpu().to(torch.float64)
     totals = counts.sum(dim=1, keepdim=True)
     shares = torch.where(totals > 0, counts / totals.clamp(min=1), torch.zeros_like(counts))
+    if len(labels) > MATRIX_CLASSES:
+        shown = most_confused(counts, MATRIX_CLASSES)
+        counts, shares = counts[shown][:, shown], shares[shown][:, shown]
+        title += f"\nthe {MATRIX_CLASSES} of {len(labels)} classes most often confused (all: confusion_matrix.csv)"
+        labels = [labels[index] for index in shown.tolist()]
     size = max(4.0, 0.45 * len(labels) + 2.0)
     figure = Figure(figsize=(2 * size + 1, size + 0.6), dpi=DPI, layout="constrained")
     figure.suptitle(title)
@@ -86,8 +102,21 @@ def confusion_matrix_figure(counts: Tensor, labels: Sequence[str], title: str) -
         (_count, "{:.2f}".format),
         strict=True,
     ):
-        _matrix(axes, values, labels, subtitle, text)
+        _matrix(axes, values, [shorten(label) for label in labels], subtitle, text)
     return figure
+
+
+def most_confused(counts: Tensor, limit: int) -> Tensor:
+    """The indices, in order, of the `limit` classes with the most samples off the diagonal in their
+    row or column (taken for another class, or another class taken for them); ties by index."""
+    mistakes = counts.sum(dim=0) + counts.sum(dim=1) - 2 * counts.diagonal()
+    order = torch.sort(mistakes, descending=True, stable=True).indices
+    return order[:limit].sort().values
+
+
+def shorten(name: str) -> str:
+    """`name`, cut to `NAME_LENGTH` characters with an ellipsis: a label on a picture."""
+    return name if len(name) <= NAME_LENGTH else name[: NAME_LENGTH - 1] + "\u2026"
 
 
 def _matrix(axes: Axes, values: Tensor, labels: Sequence[str], title: str, text: Callable[[float], str]) -> None:
@@ -114,12 +143,17 @@ def _count(value: float) -> str:
 
 
 def pr_curve_figure(curves: Sequence[Curve], title: str) -> Figure:
-    """One precision-recall curve per class, its average precision in the legend."""
+    """One precision-recall curve per class, its average precision in the legend; of at most
+    `CURVES` classes, those of the lowest average precision, the ones to look into."""
+    if len(curves) > CURVES:
+        title += f"\nthe {CURVES} of {len(curves)} classes of the lowest AP (all: pr_curve.csv)"
+        lowest = sorted(range(len(curves)), key=lambda index: curves[index].average_precision)[:CURVES]
+        curves = [curves[index] for index in sorted(lowest)]
     figure = Figure(figsize=(7, 6), dpi=DPI, layout="constrained")
     axes = figure.add_subplot()
     colours = class_colours(len(curves))
     for curve, colour in zip(curves, colours, strict=True):
-        label = f"{curve.name} (AP {curve.average_precision:.3f})"
+        label = f"{shorten(curve.name)} (AP {curve.average_precision:.3f})"
         axes.plot(curve.recall, curve.precision, color=_fraction(colour), label=label)
     axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=title)
     axes.grid(alpha=0.3)
@@ -129,8 +163,9 @@ def pr_curve_figure(curves: Sequence[Curve], title: str) -> Figure:
 
 def predictions_grid(tiles: Sequence[Tile], legend: Sequence[tuple[str, Colour]] = ()) -> Tensor:
     """The tiles in a near-square grid, each under its caption (red for a mistake), enlarged to at
-    least `TILE_HEIGHT` pixels without smoothing, and the colour of each class along the bottom;
-    uint8 (3, H, W). Drawn with PIL rather than matplotlib: fit sends it to the logger every epoch."""
+    least `TILE_HEIGHT` pixels without smoothing, and the colour of each class drawn on them along
+    the bottom (at most `LEGEND_LINES` lines); uint8 (3, H, W). Drawn with PIL rather than
+    matplotlib: fit sends it to the logger every epoch."""
     height, width = tiles[0].image.shape[-2:]
     scale = max(1, math.ceil(TILE_HEIGHT / height))
     height, width = height * scale, width * scale
@@ -140,12 +175,20 @@ def predictions_grid(tiles: Sequence[Tile], legend: Sequence[tuple[str, Colour]]
     caption_height = CAPTION_LINES * LINE + MARGIN
     cell_width, cell_height = width + MARGIN, height + caption_height + MARGIN
     grid_width, grid_height = columns * cell_width + MARGIN, rows * cell_height + MARGIN
-    keys, left, line = [], MARGIN, 0  # the legend's entries, in as many lines as the grid's width needs
-    for name, colour in legend:
-        span = FONT_SIZE + 4 + round(font.getlength(name)) + 3 * MARGIN
+    drawn = set().union(*(tile.classes for tile in tiles))
+    legend = [(name, colour) for name, colour in legend if name in drawn]
+    keys: list[tuple[str, Colour | None, int, int]] = []  # the legend's entries: text, colour, where
+    left, line = MARGIN, 0  # in as many lines as the grid's width needs, up to LEGEND_LINES
+    for count, (name, colour) in enumerate(legend):
+        span = FONT_SIZE + 4 + round(font.getlength(shorten(name))) + 3 * MARGIN
         if left > MARGIN and left + span > grid_width:
             left, line = MARGIN, line + 1
-        keys.append((name, colour, left, grid_height + MARGIN + line * LINE))
+        if line == LEGEND_LINES:  # no room left: the last entry gives way to a count of those left out
+            _, _, left, top = keys.pop()
+            keys.append((f"and {len(legend) - count + 1} more", None, left, top))
+            line -= 1
+            break
+        keys.append((shorten(name), colour, left, grid_height + MARGIN + line * LINE))
         left += span
     legend_height = (line + 1) * LINE + 2 * MARGIN if legend else 0
     canvas = Image.new("RGB", (grid_width, grid_height + legend_height), "white")
@@ -156,9 +199,10 @@ def predictions_grid(tiles: Sequence[Tile], legend: Sequence[tuple[str, Colour]]
         draw.multiline_text((left, top), tile.caption, fill=ink, font=font, spacing=LINE - FONT_SIZE)
         picture = Image.fromarray(tile.image.permute(1, 2, 0).numpy()).resize((width, height), Image.Resampling.NEAREST)
         canvas.paste(picture, (left, top + caption_height))
-    for name, colour, left, top in keys:
-        draw.rectangle((left, top + 2, left + FONT_SIZE, top + 2 + FONT_SIZE), fill=colour)
-        draw.text((left + FONT_SIZE + 4, top), name, fill="black", font=font)
+    for text, swatch, left, top in keys:
+        if swatch is not None:
+            draw.rectangle((left, top + 2, left + FONT_SIZE, top + 2 + FONT_SIZE), fill=swatch)
+        draw.text((left + (0 if swatch is None else FONT_SIZE + 4), top), text, fill="black", font=font)
     grid: Tensor = pil_to_tensor(canvas)
     return grid
 

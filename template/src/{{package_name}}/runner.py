@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -26,7 +27,7 @@ from .compatibility import check_classes, check_resumable, load_model
 from .config import Config
 from .data.datamodule import predict_dataloader
 from .data.images import list_images
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 from .files import write_atomic
 from .loggers import build_logger
 from .predictions import PredictionWriter
@@ -105,7 +106,8 @@ def _fit_in(
     )
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        with _batches_fit(config):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         best = None if config.trainer.fast_dev_run else "best"  # fast_dev_run keeps no checkpoint
         _validate_unlogged(trainer, model, datamodule, best)
         if datamodule.has_test_split:
@@ -142,11 +144,12 @@ def evaluate(
     folder = output or run_dir_of(checkpoint) or checkpoint.resolve().parent
     report = EvaluationReport(config.report, config.seed, folder / "report")
     trainer = single_device_trainer(config, report)
-    results = (
-        trainer.validate(model, datamodule=datamodule, verbose=False)
-        if stage == "validate"
-        else trainer.test(model, datamodule=datamodule, verbose=False)
-    )
+    with _batches_fit(config):
+        results = (
+            trainer.validate(model, datamodule=datamodule, verbose=False)
+            if stage == "validate"
+            else trainer.test(model, datamodule=datamodule, verbose=False)
+        )
     metrics = {name: float(value) for name, value in results[0].items()}
     return metrics, report.written["val" if stage == "validate" else "test"]
 
@@ -168,8 +171,25 @@ def predict(config: Config, checkpoint: Path, input_dir: Path, output_dir: Path,
     model = load_model(checkpoint, config)
     trainer = single_device_trainer(config, writer)
     started = time.perf_counter()
-    trainer.predict(model, dataloaders=predict_dataloader(files, config.data), return_predictions=False)
+    with _batches_fit(config):
+        trainer.predict(model, dataloaders=predict_dataloader(files, config.data), return_predictions=False)
     return Predicted(writer.destination, len(files), time.perf_counter() - started)
+
+
+@contextmanager
+def _batches_fit(config: Config) -> Iterator[None]:
+    """An allocation that fails (on the GPU, or in the CPU's memory) as `data.batch_size`'s
+    problem, in one line, rather than the allocator's traceback."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as error:  # torch.OutOfMemoryError is a RuntimeError
+        cpu = "DefaultCPUAllocator" in str(error) or "out of memory" in str(error)
+        if not isinstance(error, MemoryError | torch.OutOfMemoryError) and not cpu:
+            raise
+        size = config.data.batch_size
+        raise ConfigError(
+            f"data.batch_size: a batch of {size} does not fit in memory ({first_line(error)}); try a smaller one"
+        ) from error
 
 
 def _leave_process_group() -> None:

@@ -33,6 +33,8 @@ class Tile:
     """At most two lines."""
     mistake: bool
     """The caption is drawn in red: the prediction is wrong."""
+    classes: frozenset[str] = frozenset()
+    """The classes whose colours it shows (true or predicted): the grid's legend names only those."""
 
 
 @dataclass(frozen=True)
@@ -110,5 +112,6 @@ class TaskEvaluation(nn.Module, abc.ABC, Generic[OutputT, BatchT]):
         """The sample at `position` of the batch, with its prediction and ground truth drawn."""
 
     def legend(self) -> list[tuple[str, Colour]]:
-        """The class of each colour on the tiles, if colours stand for classes."""
+        """The class of each colour on the tiles, if colours stand for classes (the grid names
+        those of its tiles' `classes`)."""
         return []
