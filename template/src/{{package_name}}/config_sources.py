@@ -149,6 +149,8 @@ def parse_overrides(args: Sequence[str]) -> list[tuple[str, Any]]:
             value = yaml.load(raw, Loader=_YamlLoader)
         except RefusedYamlError as error:
             raise ConfigError(f"--{key}: {error.problem}") from None
+        except RecursionError:
+            raise ConfigError(f"--{key}: nested too deeply") from None
         except yaml.YAMLError:
             value = raw  # not YAML: the text itself, which the config's validation judges
         overrides.append((key, value))
