@@ -20,6 +20,7 @@ from . import PROGRAM
 from .config import Config
 from .config_sources import load_config, parse_overrides
 from .errors import ConfigError, RunStoppedError, unwritten
+from .paths import existing_file, outside, writable_folder
 from .quiet import silence_known_noise
 
 if TYPE_CHECKING:  # the commands' modules import torch: only once a command runs
@@ -43,10 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     writes_to: Path | None = None
     try:
         config, checkpoint = _resolve_config(args, parse_overrides(extra))
-        writes_to = config.output_dir if args.command == "fit" else getattr(args, "output", None)
         silence_known_noise()
         from . import checking, export_gate, runner
 
+        writes_to = None if args.command == "check" else _writable_destination(args, config, checkpoint)
         if args.command == "fit":
             run_dir = runner.fit(config, resume=checkpoint)
             if run_dir is not None:  # None in DDP worker processes: the launching process reports
@@ -71,12 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(f"Predictions: {done.destination}", highlight=False, soft_wrap=True)
         elif args.command == "export":
             assert checkpoint is not None
-            parity, model_file = export_gate.export_model(config, checkpoint, args.format, args.output)
+            assert writes_to is not None
+            parity, model_file = export_gate.export_model(config, checkpoint, args.format, writes_to)
             console.print(_parity_table(parity))
             console.print(f"Exported: {model_file}", highlight=False, soft_wrap=True)
         else:
             assert checkpoint is not None
-            results, report_folder = runner.evaluate(args.command, config, checkpoint, args.output)
+            assert writes_to is not None
+            results, report_folder = runner.evaluate(args.command, config, checkpoint, writes_to)
             console.print(_metrics_table(f"{args.command} metrics", results))
             console.print(f"Report: {report_folder}", highlight=False, soft_wrap=True)
     except ConfigError as error:
@@ -104,9 +107,39 @@ def _resolve_config(args: argparse.Namespace, overrides: list[tuple[str, Any]]) 
     from .checkpoints import checkpoint_config
     from .rundirs import last_checkpoint
 
-    checkpoint = last_checkpoint(load_config(args.config, overrides).output_dir) if given == "last" else Path(given)
+    if given == "last":
+        checkpoint = last_checkpoint(load_config(args.config, overrides).output_dir)
+    else:
+        checkpoint = _user_path(given)
+        existing_file(checkpoint, option)
     base = checkpoint_config(checkpoint, option)
     return load_config(args.config, overrides, base=base), checkpoint
+
+
+def _writable_destination(args: argparse.Namespace, config: Config, checkpoint: Path | None) -> Path:
+    """The folder the command writes in, refused before any work when it cannot be written in: a
+    fit's `output_dir` or the run directory it resumes in; `--output`, else for `export` and
+    `validate`/`test` their folder beside the checkpoint (its run directory, else its folder)."""
+    from .rundirs import run_dir_of
+
+    checkpoint_run = run_dir_of(checkpoint)
+    if args.command == "fit":
+        folder = checkpoint_run or config.output_dir
+        writable_folder(folder, f"--resume {checkpoint}" if checkpoint_run else "output_dir")
+        return folder
+    assert checkpoint is not None  # argparse requires --checkpoint for every other command
+    if args.command == "predict":
+        outside(args.output, args.input)
+        writable_folder(args.output, "--output")
+        return Path(args.output)
+    home = checkpoint_run or checkpoint.resolve().parent
+    if args.command == "export":
+        folder = args.output or home / "export"
+        writable_folder(folder, "--output")
+    else:
+        folder = args.output or home
+        writable_folder(folder / "report" / ("val" if args.command == "validate" else "test"), "--output")
+    return Path(folder)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
             allow_abbrev=False,
         )
         command.add_argument(
-            "--config", action="append", type=Path, default=[], metavar="FILE", help="YAML config file (repeatable)"
+            "--config",
+            action="append",
+            type=_user_path,
+            default=[],
+            metavar="FILE",
+            help="YAML config file (repeatable)",
         )
         if name == "fit":
             command.add_argument(
@@ -135,14 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
         elif name != "check":
             command.add_argument(
                 "--checkpoint",
-                type=Path,
+                type=_user_path,
                 required=True,
                 metavar="PATH",
                 help="checkpoint to use; its config is the base",
             )
         if name == "predict":
-            command.add_argument("--input", type=Path, required=True, metavar="DIR", help="folder of images")
-            command.add_argument("--output", type=Path, required=True, metavar="DIR", help="where predictions go")
+            command.add_argument("--input", type=_user_path, required=True, metavar="DIR", help="folder of images")
+            command.add_argument("--output", type=_user_path, required=True, metavar="DIR", help="where predictions go")
             command.add_argument(
                 "--visualize",
                 action="store_true",
@@ -154,18 +192,23 @@ def build_parser() -> argparse.ArgumentParser:
             )
             command.add_argument(
                 "--output",
-                type=Path,
+                type=_user_path,
                 metavar="DIR",
                 help="where the model file and its parity figures go (default: export/ in the checkpoint's run folder)",
             )
         elif name in ("validate", "test"):
             command.add_argument(
                 "--output",
-                type=Path,
+                type=_user_path,
                 metavar="DIR",
                 help="where report/<split>/ goes (default: the checkpoint's run directory)",
             )
     return parser
+
+
+def _user_path(text: str) -> Path:
+    """A path option's value, `~` expanded as a shell does, also where the shell leaves it (`--output=~/x`)."""
+    return Path(text).expanduser()
 
 
 def _overrides_help() -> str:
