@@ -15,7 +15,7 @@ import torch
 
 from . import PROGRAM
 from .config import Config
-from .data.images import file_digest, find_undecodable, is_image_file
+from .data.images import file_digest, find_undecodable, scan_images
 from .errors import ConfigError, DataError
 from .task import DataModule
 from .trainers import check_trainer_settings
@@ -54,8 +54,10 @@ def check(config: Config) -> CheckReport:
     except DataError as error:
         # The layout or the labels are wrong, and said all at once; which images decode is still worth knowing.
         named = " ".join(error.problems)
-        others = [path for path in sorted(data.root.rglob("*")) if is_image_file(path) and str(path) not in named]
-        report.problems += at_most_per_kind([*error.problems, *_undecodable(find_undecodable(others))])
+        scan = scan_images(data.root)
+        unreadable = {path: why for path, why in scan.unreadable.items() if str(path) not in named}
+        others = [path for path in scan.files if str(path) not in named]
+        report.problems += at_most_per_kind([*error.problems, *_undecodable(unreadable | find_undecodable(others))])
         return report
     except ConfigError as error:
         report.problems.append(str(error))

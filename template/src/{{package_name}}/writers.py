@@ -9,6 +9,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
 
+from .errors import ConfigError
 from .files import write_png
 
 ANNOTATED = "annotated"
@@ -28,10 +29,24 @@ class ImageFilesWriter(BasePredictionWriter):
         self.files = list(files)
         self.output_dir = output_dir
         self.visualize = visualize
+        self.annotated = self.png_per_file(output_dir / ANNOTATED) if visualize else {}
+
+    def png_per_file(self, folder: Path) -> dict[Path, Path]:
+        """`<folder>/<path relative to the input, as .png>` for each file; two that would share one
+        (`a.png` and `a.jpg`) are a `ConfigError` naming both, before any prediction is made."""
+        outputs: dict[Path, Path] = {}
+        for path in self.files:
+            output = folder / Path(self.relative_name(path)).with_suffix(".png")
+            if output in outputs:
+                raise ConfigError(
+                    f"--input {self.input_dir}: {outputs[output]} and {path} would both be predicted as {output}"
+                )
+            outputs[output] = path
+        return {path: output for output, path in outputs.items()}
 
     def write_annotated(self, path: Path, picture: Tensor) -> None:
         """`<output_dir>/annotated/<path relative to the input, as .png>` from a uint8 (3, H, W) picture."""
-        destination = self.output_dir / ANNOTATED / Path(self.relative_name(path)).with_suffix(".png")
+        destination = self.annotated[path]
         destination.parent.mkdir(parents=True, exist_ok=True)
         write_png(destination, picture)
 

@@ -7,6 +7,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,16 +32,72 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
 
 
+@dataclass(frozen=True)
+class ImageScan:
+    """What `scan_images` found below `folder`."""
+
+    folder: Path
+    files: list[Path]
+    """Every picture once, sorted, by the path it was first reached by (a real one before a link)."""
+    unreadable: dict[Path, str]
+    """Entries that cannot be read as images, with why: broken links, folders named like images."""
+
+
+def scan_images(folder: Path, recursive: bool = True) -> ImageScan:
+    """The images below `folder`: the one listing that `check`, `fit` and `predict` all use, so that
+    they see the same files.
+
+    Linked folders are followed, each once: a folder already walked (by its resolved path) or
+    one that holds `folder` itself (a link loop) is skipped, and a file reached by several paths
+    counts once. The real tree is walked before any link out of it, so the names kept are the
+    real ones where there are both.
+    """
+    found: dict[Path, Path] = {}
+    unreadable: dict[Path, str] = {}
+    start = folder.resolve()
+    walked: set[Path] = set()
+    links = [folder]
+    while links:
+        for here, folders, names in os.walk(links.pop(0)):
+            directory = Path(here)
+            resolved = directory.resolve()
+            if resolved in walked or (directory != folder and start.is_relative_to(resolved)):
+                folders.clear()
+                continue
+            walked.add(resolved)
+            folders.sort()
+            for name in folders:
+                path = directory / name
+                if path.suffix.lower() in IMAGE_SUFFIXES:
+                    unreadable[path] = "it is a folder, not an image file"
+                if recursive and path.is_symlink():
+                    links.append(path)  # os.walk lists a linked folder without entering it
+            if not recursive:
+                folders.clear()
+            for name in names:
+                path = directory / name
+                if not path.exists():  # only a link names nothing
+                    unreadable[path] = f"it is a broken symbolic link (to {os.readlink(path)})"
+                elif path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                    target = path.resolve()
+                    if target not in found or (found[target].is_symlink() and not path.is_symlink()):
+                        found[target] = path
+    return ImageScan(folder, sorted(found.values()), dict(sorted(unreadable.items())))
+
+
 def list_images(folder: Path) -> list[Path]:
-    """Every image below `folder`, sorted; a missing or empty folder or a broken file is a `ConfigError`."""
+    """Every image below `folder` (`scan_images`), sorted; a missing or empty folder, a broken link
+    or a broken file is a `ConfigError`."""
     if not folder.is_dir():
         raise ConfigError(f"--input {folder}: not a directory")
-    files = sorted(path for path in folder.rglob("*") if is_image_file(path))
-    if not files:
+    scan = scan_images(folder)
+    for path, problem in scan.unreadable.items():
+        raise ConfigError(f"--input {path}: not a readable image ({problem})")
+    if not scan.files:
         raise ConfigError(f"--input {folder}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    for path in files:
+    for path in scan.files:
         read_image_size(path, option="--input")
-    return files
+    return scan.files
 
 
 def read_image_size(path: Path, option: str) -> tuple[int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -138,14 +138,18 @@ class SplitDataModule(LightningDataModule):
             "test": self.config.synthetic_test_size,
         }
 
-    def find_undecodable(self, images: Iterable[Path]) -> set[Path]:
+    def find_undecodable(self, images: Iterable[Path], unreadable: Mapping[Path, str] | None = None) -> set[Path]:
         """Decode every image once, before any training, so that a broken file is named now and not
         halfway through an epoch: a `ConfigError`, or with `data.bad_images: skip` the files to leave
-        out (also kept in `undecodable`). Nothing is decoded with `data.bad_images: unchecked`."""
+        out (also kept in `undecodable`). Nothing is decoded with `data.bad_images: unchecked`.
+
+        `unreadable` are the entries named like images that are none (`ImageScan.unreadable`): they
+        count as images that do not decode, unchecked or not, as `check` reports them."""
         if self.config.bad_images == "unchecked":
-            return set()
-        self.undecodable = find_undecodable(images)
-        if self.undecodable and self.config.bad_images == "error":
+            self.undecodable = dict(unreadable or {})
+        else:
+            self.undecodable = {**(unreadable or {}), **find_undecodable(images)}
+        if self.undecodable and self.config.bad_images != "skip":
             path, problem = next(iter(self.undecodable.items()))
             more = f" (and {len(self.undecodable) - 1} more; `check` lists them)" if len(self.undecodable) > 1 else ""
             raise ConfigError(
@@ -188,6 +192,7 @@ class SplitDataModule(LightningDataModule):
             self._resume_at = (epoch + 1, 0) if state_dict["epoch_done"] else (epoch, trained)
 
     def train_dataloader(self) -> DataLoader[Any]:
+        """Shuffled by seed; a last batch of one image is left out of each epoch (`lone_last_image`)."""
         loader = self._loader("train", shuffle=True)
         if self._resume_at is not None:
             epoch, trained = self._resume_at
@@ -215,14 +220,34 @@ class SplitDataModule(LightningDataModule):
             if trainer is not None
             else loader_options(self.config)
         )
+        sampler = EpochSampler(len(dataset), self.seed, shuffle, rank, world_size)
+        training = split == "train"
+        if training and len(sampler) < 2 <= self.config.batch_size:
+            field = "data.synthetic_train_size" if self.config.root is None else "data.root"
+            raise ConfigError(
+                f"{field}: {len(dataset)} training image(s) for {world_size} process(es); training takes "
+                "at least 2 per process (BatchNorm cannot train on a batch of one)"
+            )
         return DataLoader(
             SeededSamples(dataset),
             batch_size=self.config.batch_size,
-            sampler=EpochSampler(len(dataset), self.seed, shuffle, rank, world_size),
+            sampler=sampler,
+            drop_last=training and lone_last_image(len(sampler), self.config.batch_size),
             collate_fn=self.collate_fn,
             generator=torch.Generator().manual_seed(self.seed),
             **options,
         )
+
+
+def lone_last_image(samples: int, batch_size: int) -> bool:
+    """Whether an epoch of `samples` ends in a batch of one image, which training leaves out.
+
+    BatchNorm cannot train on one image ("Expected more than 1 value per channel"), whatever the
+    task. Only that batch is dropped, not every short one (torchvision's detection and
+    segmentation references drop all): the epoch loses one image, a different one each epoch as
+    the order is shuffled, and a data set smaller than a batch still trains.
+    """
+    return batch_size > 1 and samples % batch_size == 1
 
 
 MAX_AUTO_WORKERS = 8
