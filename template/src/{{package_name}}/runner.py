@@ -29,7 +29,7 @@ from .data.datamodule import predict_dataloader
 from .data.images import list_images
 from .errors import ConfigError, first_line
 from .files import write_atomic
-from .loggers import build_logger
+from .loggers import build_logger, check_backend
 from .predictions import PredictionWriter
 from .report import EvaluationReport
 from .rundirs import RUN_DIR_ENV, job_checkpoint, job_name, job_run_dir, new_run_dir, run_dir_lock, run_dir_of
@@ -52,6 +52,7 @@ def fit(config: Config, resume: Path | None = None) -> Path | None:
     counter come back from the checkpoint.
     """
     check_trainer_settings(config)
+    check_backend(config)  # the logger's store or server, before a run directory exists
     inherited = os.environ.get(RUN_DIR_ENV)
     job = None if inherited else job_name()
     seed_everything(config.seed, workers=True, verbose=False)
