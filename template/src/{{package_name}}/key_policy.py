@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .config import Config, describe_validation_error
+from .config import Config, LoggerConfig, describe_validation_error
 from .errors import ConfigError
 
 
@@ -67,13 +67,8 @@ POLICY: dict[str, tuple[Change, str]] = {
     "trainer.num_nodes": (Change.AT_EPOCH_END, "it decides how many processes share an epoch"),
     "trainer.strategy": (Change.AT_EPOCH_END, "it decides how many processes share an epoch"),
     "logger": (Change.APPLIED, ""),
-    # The keys that say where the logger's run is (each logger has its own; the others' never occur):
-    # a resumed fit continues that run.
-    "logger.tracking_uri": (Change.FIXED, "the resumed fit continues its MLflow run in that store"),
-    "logger.experiment_name": (Change.FIXED, "the resumed fit continues its MLflow run in that experiment"),
-    "logger.project": (Change.FIXED, "the resumed fit continues its W&B run in that project"),
-    "logger.entity": (Change.FIXED, "the resumed fit continues its W&B run under that entity"),
-    "logger.mode": (Change.FIXED, "an offline W&B run does not continue online, nor the other way"),
+    # The keys that say where the logger's run is: a resumed fit continues that run.
+    **{f"logger.{key}": (Change.FIXED, why) for key, why in LoggerConfig.RUN_LOCATION.items()},
     "checkpoint": (Change.APPLIED, ""),
     "callbacks": (Change.APPLIED, ""),
     "callbacks.monitor": (Change.FIXED, "the best checkpoints and early stopping so far were judged by it"),

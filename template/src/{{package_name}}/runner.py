@@ -52,7 +52,6 @@ def fit(config: Config, resume: Path | None = None) -> Path | None:
     counter come back from the checkpoint.
     """
     check_trainer_settings(config)
-    check_backend(config)  # the logger's store or server, before a run directory exists
     inherited = os.environ.get(RUN_DIR_ENV)
     job = None if inherited else job_name()
     seed_everything(config.seed, workers=True, verbose=False)
@@ -69,6 +68,7 @@ def fit(config: Config, resume: Path | None = None) -> Path | None:
         checkpoint = read_checkpoint(resume, "--resume")
         check_resumable(resume, checkpoint, model, datamodule, config)
         resume_step = logged_steps(checkpoint)
+    check_backend(config)  # the logger's store or server, once the config is settled, before a run directory
     if run_dir is None:
         run_dir = new_run_dir(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
