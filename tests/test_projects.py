@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import json
 import re
 import sys
 import tomllib
@@ -77,6 +78,32 @@ def test_only_the_logger_files_differ_between_loggers(rendered: Renders) -> None
             and path.read_bytes() != (base / path.relative_to(project)).read_bytes()
         }
         assert differing <= expected, f"{logger}: {sorted(differing - expected)}"
+
+
+LOGGER_SECTION = (
+    "import json; from vision_project.config import Config; print(json.dumps(Config().to_data()['logger']))"
+)
+TAKES_SECTIONS = """
+import json, sys
+from vision_project.config import Config
+from vision_project.key_policy import compatible_config
+for section in json.loads(sys.argv[1]):
+    stored = Config.from_data(compatible_config({**Config().to_data(), "logger": section}))
+    assert stored == Config(), (section, stored.logger)
+"""
+
+
+def test_a_checkpoint_written_before_a_logger_change_loads(rendered: Renders) -> None:
+    """After `copier update --data logger=...`, a checkpoint's config holds the old logger's section:
+    each project takes each other logger's, falling back to its own logger's defaults."""
+    projects = {logger: rendered(logger=logger) for logger in choices("logger")}
+    sections = {
+        logger: json.loads(run([sys.executable, "-c", LOGGER_SECTION], cwd=project).stdout)
+        for logger, project in projects.items()
+    }
+    for logger, project in projects.items():
+        others = [section for other, section in sections.items() if other != logger]
+        run([sys.executable, "-c", TAKES_SECTIONS, json.dumps(others)], cwd=project)
 
 
 @pytest.mark.parametrize("answers", TRAINED, ids=combo_id)
