@@ -43,6 +43,12 @@ def isolated_tools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         set_environment(patch, GIT_CONFIG_GLOBAL=str(gitconfig), GIT_CONFIG_NOSYSTEM="1")
         set_environment(patch, COPIER_SETTINGS_PATH=str(settings))
+        # Each pytest-xdist worker's share of the cores for torch's threads (a user's own setting
+        # wins): two workers whose torch each spins a thread per core wait on each other most of the
+        # time (two fast tiers at once on 2 cores: 140-190 s with torch's default, 42 s with one each).
+        if "OMP_NUM_THREADS" not in os.environ:
+            workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+            set_environment(patch, OMP_NUM_THREADS=str(max(1, len(os.sched_getaffinity(0)) // workers)))
         # One mypy cache for every project checked here: torch's and Lightning's stubs are read once.
         set_environment(patch, MYPY_CACHE_DIR=str(home / "mypy-cache"))
         # These would override the identity in gitconfig.

@@ -44,17 +44,38 @@ def test_strict_types(rendered: Renders, answers: dict[str, str]) -> None:
 
 LOGGER_FILES = ["tests/test_logger.py", "tests/test_config.py"]
 """What differs between two projects of one task and different loggers: the logger and its config."""
+SHARED_FILES = ["tests/test_multinode.py", "tests/test_durability.py", "tests/test_resume.py"]
+"""Test files that are the same in every task's project (checked below)."""
+SHARED_SLOW = [
+    "tests/test_multinode.py",
+    "tests/test_durability.py",
+    "tests/test_resume.py::test_signal_stops",
+    "tests/test_logger.py::test_each_fit_is_a_run",
+    "tests/test_logger.py::test_two_fits_started_together",
+    "tests/test_logger.py::test_a_resumed_fit",
+]
+"""Slow tests (pytest node id prefixes) of code that no task changes: launchers, run directories,
+durable writes, signals, and how a logger keeps runs apart and continues one. They run in the first
+task's projects only. Each task still trains with each logger, resumes exactly after a kill, and
+runs DDP (test_cli.py) in its own suite."""
+
+
+def selected_tests(answers: dict[str, str]) -> list[str]:
+    """The whole suite, both tiers, with the default logger; with another logger, the tests of what
+    differs (the rest of the project is the same files, already tested with the default logger);
+    for a task other than the first, without the shared slow tests."""
+    selection = [] if answers["logger"] == choices("logger")[0] else LOGGER_FILES
+    if answers["task"] != choices("task")[0]:
+        selection += [f"--deselect={prefix}" for prefix in SHARED_SLOW]
+    return selection
 
 
 @pytest.mark.parametrize("answers", TRAINED, ids=combo_id)
 def test_project_test_suite_passes(rendered: Renders, answers: dict[str, str]) -> None:
-    """The whole suite, both tiers, with the default logger; with another logger, the tests of what
-    differs (the rest of the project is the same files, already tested with the default logger)."""
     project = rendered(**answers)
-    selection = [] if answers["logger"] == choices("logger")[0] else LOGGER_FILES
     every_tier = ["-m", "slow or not slow"]  # the project's own `pytest` runs the fast tier only
     pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *every_tier]
-    result = run([*pytest, *selection], cwd=project)
+    result = run([*pytest, *selected_tests(answers)], cwd=project)
     assert re.search(r"\d+ passed", result.stdout), result.stdout
     # Every test writes below its temporary directory: the project is as it was, ignored files included.
     left = git("status", "--porcelain", "--ignored", "--untracked-files=all", cwd=project).splitlines()
@@ -66,7 +87,7 @@ def test_only_the_logger_files_differ_between_loggers(rendered: Renders) -> None
     default, *others = choices("logger")
     base = rendered(logger=default)
     expected = {"src/vision_project/loggers.py", "configs/default.yaml", "pyproject.toml", "README.md", *LOGGER_FILES}
-    expected |= {"src/vision_project/config.py", ".copier-answers.yml"}
+    expected |= {"src/vision_project/config.py", ".copier-answers.yml", ".gitignore"}
     for logger in others:
         project = rendered(logger=logger)
         differing = {
@@ -78,6 +99,24 @@ def test_only_the_logger_files_differ_between_loggers(rendered: Renders) -> None
             and path.read_bytes() != (base / path.relative_to(project)).read_bytes()
         }
         assert differing <= expected, f"{logger}: {sorted(differing - expected)}"
+
+
+def test_the_shared_slow_tests_are_the_same_in_every_task(rendered: Renders) -> None:
+    """Why `SHARED_SLOW` runs for the first task only: its files are the same in every task, and the
+    logger tests differ only in the name of the task's metric."""
+    first, *others = (rendered(task=task) for task in choices("task"))
+    for project in others:
+        for name in SHARED_FILES:
+            assert (project / name).read_bytes() == (first / name).read_bytes(), f"{project.name}: {name}"
+        lines = [
+            (project / "tests/test_logger.py").read_text().splitlines(),
+            (first / "tests/test_logger.py").read_text().splitlines(),
+        ]
+        differing = [pair for pair in zip(*lines, strict=True) if pair[0] != pair[1]]
+        assert all(re.fullmatch(r"(VAL|TEST)_METRIC = .*", line) for pair in differing for line in pair), differing
+    for prefix in SHARED_SLOW:
+        path, _, name = prefix.partition("::")
+        assert name in (first / path).read_text(), prefix
 
 
 LOGGER_SECTION = (
