@@ -16,15 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import huggingface_hub
 import safetensors.torch
-import timm
 import torch
 import torchvision
 from torch import Tensor, nn
 
 from ..errors import ConfigError, first_line
-from .backbones import check_backbone, is_timm, timm_name
+from .backbones import check_backbone, is_timm, pretrained_config
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +60,9 @@ def cached_weights(backbone: str) -> Path:
     naming where it was looked for when it is not there."""
     check_backbone(backbone)
     if is_timm(backbone):
-        config = timm.models.get_pretrained_cfg(timm_name(backbone))
+        import huggingface_hub
+
+        config = pretrained_config(backbone)
         repository = config.hf_hub_id if config is not None else None
         if not repository:
             raise ConfigError(f"model.pretrained: timm has no published weights for {backbone}; use model.weights")
