@@ -120,8 +120,11 @@ def load_matching(network: nn.Module, tensors: Mapping[str, Tensor], source: str
         left_out += 1
         why = "no such tensor in the network" if target is None or target not in own else "another shape"
         log.warning("%s: left out %s %s (%s)", source, key, tuple(tensor.shape), why)
-    if not fitting:
-        raise ConfigError(f"{source}: none of its {len(tensors)} tensors fits this network (another architecture?)")
+    if not any(tensor.dim() > 1 for tensor in fitting.values()):  # normalisation vectors alone fit by chance
+        raise ConfigError(
+            f"{source}: none of its {len(tensors)} tensors fits this network (no kernel or weight matrix does; "
+            "another architecture?)"
+        )
     network.load_state_dict(fitting, strict=False)
     done = Loaded(loaded=len(fitting), left_out=left_out, missing=len(own) - len(fitting))
     log.warning("%s: loaded %d, left out %d, missing %d", source, done.loaded, done.left_out, done.missing)
@@ -129,14 +132,17 @@ def load_matching(network: nn.Module, tensors: Mapping[str, Tensor], source: str
 
 
 def _best_prefixes(tensors: Mapping[str, Tensor], own: Mapping[str, Tensor]) -> tuple[str, str]:
-    """The (file prefix, network prefix) pair under which the most tensors have a same-shaped
-    namesake; the shortest such pair on a tie."""
+    """The (file prefix, network prefix) pair under which the most kernels and weight matrices have a
+    same-shaped namesake (vectors, such as a normalisation's, line up by chance); the shortest such
+    pair on a tie."""
     by_rest: dict[str, list[str]] = {}
     for key in own:
         for prefix, rest in _splits(key, depth=key.count(".")):
             by_rest.setdefault(rest, []).append(prefix)
     counts: Counter[tuple[str, str]] = Counter()
     for key, tensor in tensors.items():
+        if tensor.dim() < 2:
+            continue
         for old, rest in _splits(key, depth=MAX_PREFIX_DEPTH):
             for new in by_rest.get(rest, []):
                 if own[new + rest].shape == tensor.shape:
