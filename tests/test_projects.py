@@ -145,12 +145,17 @@ def test_a_checkpoint_written_before_a_logger_change_loads(rendered: Renders) ->
         run([sys.executable, "-c", TAKES_SECTIONS, json.dumps(others)], cwd=project)
 
 
+def _canonical(distribution: str) -> str:
+    """A distribution's name as PEP 503 compares them: `huggingface_hub` is `huggingface-hub`."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
 @pytest.mark.parametrize("answers", TRAINED, ids=combo_id)
 def test_every_import_is_a_declared_dependency(rendered: Renders, answers: dict[str, str]) -> None:
     project = rendered(**answers)
     metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     requirements = [*metadata["dependencies"], *metadata["optional-dependencies"]["export"]]  # `export` imports these
-    declared = {re.split(r"[<>=!\[; ]", requirement, maxsplit=1)[0].lower() for requirement in requirements}
+    declared = {_canonical(re.split(r"[<>=!\[; ]", requirement, maxsplit=1)[0]) for requirement in requirements}
     imported: set[str] = set()
     for path in (project / "src").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -163,7 +168,7 @@ def test_every_import_is_a_declared_dependency(rendered: Renders, answers: dict[
     undeclared = {
         module: owners.get(module)
         for module in third_party
-        if not {d.lower() for d in owners.get(module, [])} & declared
+        if not {_canonical(d) for d in owners.get(module, [])} & declared
     }
     assert not undeclared, f"imported but not in [project.dependencies] or the export extra: {undeclared}"
 

@@ -41,7 +41,17 @@ def check_resumable(
         raise _weights_do_not_fit("--resume", path, config, stored["config"])
     # Lightning keeps the data module's `state_dict` under its class name: where training stood.
     position = checkpoint.get(type(datamodule).__qualname__) or {}
-    check_resume_changes(stored["config"], config, bool(position.get("epoch_done", True)), str(path))
+    check_resume_changes(
+        _normalised_as(stored["config"], config), config, bool(position.get("epoch_done", True)), str(path)
+    )
+
+
+def _normalised_as(trained: dict[str, Any], config: Config) -> dict[str, Any]:
+    """A checkpoint's config with the normalisation `config` resolved for its backbone where it has
+    none: versions before `data.mean` / `data.std` normalised as that backbone's, ImageNet's."""
+    data = trained.get("data", {})
+    resolved = {key: data.get(key) or getattr(config.data, key) for key in ("mean", "std")}
+    return {**trained, "data": {**data, **resolved}}
 
 
 def _weights_do_not_fit(option: str, checkpoint: Path, config: Config, trained: dict[str, Any]) -> ConfigError:

@@ -26,8 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from . import PROGRAM, TEMPLATE_VERSION
-from .config import Config
-from .data.images import IMAGENET_MEAN, IMAGENET_STD
+from .config import Config, normalization
 from .errors import ConfigError
 from .files import process_running, sync_folder, write_atomic, write_error
 from .models import exportable
@@ -69,8 +68,8 @@ def metadata(config: Config, class_info: Mapping[str, Any]) -> dict[str, Any]:
         "template_version": TEMPLATE_VERSION,
         **class_info,
         "image_size": config.data.image_size,
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
+        "mean": normalization(config.data)[0],
+        "std": normalization(config.data)[1],
         **exportable.description(config),
     }
 

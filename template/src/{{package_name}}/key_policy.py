@@ -45,10 +45,14 @@ POLICY: dict[str, tuple[Change, str]] = {
     "output_dir": (Change.APPLIED, ""),  # where `--resume last` looks; the run stays in its directory
     "data": (Change.AT_EPOCH_END, "it decides which samples an epoch has, in which batches"),
     "data.val_fraction": (Change.FIXED, "images trained on would join the validation split"),
+    "data.mean": (Change.FIXED, "the network was trained on images normalised with it"),
+    "data.std": (Change.FIXED, "the network was trained on images normalised with it"),
     "data.num_workers": (Change.APPLIED, ""),
     "data.pin_memory": (Change.APPLIED, ""),
     "data.persistent_workers": (Change.APPLIED, ""),
     "model": (Change.FIXED, "the checkpoint's weights were trained as this network, with this loss"),
+    "model.pretrained": (Change.FIXED, "only a new fit starts from published weights"),
+    "model.weights": (Change.FIXED, "only a new fit starts from a weights file"),
     "model.channels_last": (Change.APPLIED, ""),  # memory order only
     "model.compile": (Change.APPLIED, ""),
     "model.score_threshold": (Change.APPLIED, ""),  # detection: what evaluation keeps of the outputs

@@ -30,6 +30,9 @@ from .data.images import list_images
 from .errors import ConfigError, first_line
 from .files import write_atomic
 from .loggers import build_logger, check_backend
+from .models.backbones import normalized
+from .models.network import backbone_name
+from .models.weights import initialise
 from .predictions import PredictionWriter
 from .report import EvaluationReport
 from .rundirs import RUN_DIR_ENV, job_checkpoint, job_name, job_run_dir, new_run_dir, run_dir_lock, run_dir_of
@@ -51,6 +54,7 @@ def fit(config: Config, resume: Path | None = None) -> Path | None:
     with its logger run, and exactly where it stopped: the data order, the random state and every
     counter come back from the checkpoint.
     """
+    config = normalized(config, backbone_name(config.model))  # stored: predict and export normalise the same
     check_trainer_settings(config)
     inherited = os.environ.get(RUN_DIR_ENV)
     job = None if inherited else job_name()
@@ -64,7 +68,9 @@ def fit(config: Config, resume: Path | None = None) -> Path | None:
         run_dir = run_dir or job_run_dir(config.output_dir, job, config)
         resume = job_checkpoint(run_dir, resume)
     resume_step = None
-    if resume is not None:
+    if resume is None:  # a new fit: its first weights, if any are asked for
+        initialise(model.network, config.model.weights, config.model.pretrained, backbone_name(config.model))
+    else:
         checkpoint = read_checkpoint(resume, "--resume")
         check_resumable(resume, checkpoint, model, datamodule, config)
         resume_step = logged_steps(checkpoint)

@@ -57,15 +57,13 @@ def load_network(
     path: Path | str, device: torch.device | str, build: Callable[[Config, Mapping[str, Any]], nn.Module]
 ) -> tuple[nn.Module, Config, dict[str, Any]]:
     """The network of a checkpoint of this project on `device`, made by `build` from the stored config
-    and class info, with its weights; and that config (pretrained weights and compiling off: the
-    weights come from the checkpoint) and class info. A path that is not such a checkpoint is a
+    and class info, with its weights (never `model.weights` or `model.pretrained`: those start a new
+    fit only); and that config (compiling off) and class info. A path that is not such a checkpoint is a
     `ConfigError` naming it."""
     checkpoint = read_checkpoint(Path(path))
     stored: dict[str, Any] = checkpoint["hyper_parameters"]
     config = Config.from_data(stored["config"])
-    config = config.model_copy(
-        update={"model": config.model.model_copy(update={"pretrained": False, "compile": False})}
-    )
+    config = config.model_copy(update={"model": config.model.model_copy(update={"compile": False})})
     network = build(config, stored)
     speed_up(network, config.model)
     network.load_state_dict(network_weights(checkpoint))

@@ -20,8 +20,6 @@ from torchvision.transforms.v2.functional import pil_to_tensor, to_pil_image
 
 from ..errors import ConfigError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = frozenset(IMG_EXTENSIONS)
 """The image suffixes torchvision's data sets read, so training and predict accept the same files."""
 
