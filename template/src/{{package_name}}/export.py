@@ -62,14 +62,15 @@ def metadata_file(folder: Path) -> Path:
 
 def metadata(config: Config, class_info: Mapping[str, Any]) -> dict[str, Any]:
     """What a consumer of the file needs to feed it and read its outputs."""
+    mean, std = normalization(config.data)
     return {
         "task": TASK,
         "project": PROGRAM,
         "template_version": TEMPLATE_VERSION,
         **class_info,
         "image_size": config.data.image_size,
-        "mean": normalization(config.data)[0],
-        "std": normalization(config.data)[1],
+        "mean": mean,
+        "std": std,
         **exportable.description(config),
     }
 

@@ -93,7 +93,7 @@ def pretrained_config(backbone: str) -> PretrainedCfg | None:
     return found
 
 
-def normalization(backbone: str) -> tuple[list[float], list[float]]:
+def published_normalization(backbone: str) -> tuple[list[float], list[float]]:
     """The mean and standard deviation (per RGB channel, of pixels in [0, 1]) that the backbone's
     published weights expect: timm's `pretrained_cfg` for timm models, ImageNet's for torchvision's."""
     pretrained = pretrained_config(backbone)
@@ -106,6 +106,6 @@ def normalized(config: Config, backbone: str) -> Config:
     """`config` with `data.mean` and `data.std` that are unset filled in from `backbone`, so that the
     checkpoints and `config.yaml` of a fit keep the numbers it trained with, for predict,
     `inference.py` and export alike."""
-    mean, std = normalization(backbone)
+    mean, std = published_normalization(backbone)
     given = {"mean": config.data.mean or mean, "std": config.data.std or std}
     return config.model_copy(update={"data": config.data.model_copy(update=given)})
