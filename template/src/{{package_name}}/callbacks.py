@@ -25,6 +25,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 
 from . import PROGRAM
+from .averaging import ExponentialMovingAverage
 from .config import Config
 from .errors import RunStoppedError
 from .files import write_atomic
@@ -259,7 +260,7 @@ class TrainingThroughput(Callback):
 
 def build_callbacks(config: Config, run_dir: Path, metrics_file: MetricsFile) -> list[Callback]:
     """Best and latest checkpoints, early stopping, learning-rate curve, `metrics_file`, training
-    speed, progress bar, and what makes a stopped fit resumable exactly."""
+    speed, progress bar, the weights' average, and what makes a stopped fit resumable exactly."""
     settings, checkpointing = config.callbacks, config.checkpoint
     checkpoints = run_dir / "checkpoints"
     last = checkpoints / LAST_CHECKPOINT
@@ -292,6 +293,8 @@ def build_callbacks(config: Config, run_dir: Path, metrics_file: MetricsFile) ->
                 every_n_train_steps=checkpointing.every_n_train_steps,
             )
         )
+    if config.model.ema:
+        callbacks.append(ExponentialMovingAverage(config.model.ema_decay))
     if settings.early_stopping:
         callbacks.append(
             ConfiguredEarlyStopping(monitor=settings.monitor, mode=settings.monitor_mode, patience=settings.patience)

@@ -10,6 +10,7 @@ from .checkpoints import checkpoint_config
 from .config import Config
 from .errors import ConfigError
 from .key_policy import check_resume_changes
+from .models.optimization import GROUPS
 from .task import DataModule, Model
 
 
@@ -39,6 +40,13 @@ def check_resumable(
     shapes = {name: tuple(tensor.shape) for name, tensor in checkpoint.get("state_dict", {}).items()}
     if shapes != {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}:
         raise _weights_do_not_fit("--resume", path, config, stored["config"])
+    groups = [len(optimizer["param_groups"]) for optimizer in checkpoint.get("optimizer_states", [])]
+    schedules = checkpoint.get("lr_schedulers", [])
+    if groups != [len(GROUPS)] or len(schedules) != 1 or "lr_lambdas" not in schedules[0]:
+        raise ConfigError(
+            f"--resume {path}: holds no optimizer and schedule this version can continue (an earlier version "
+            f"wrote it?); start a new fit from its weights: --model.weights {path}"
+        )
     # Lightning keeps the data module's `state_dict` under its class name: where training stood.
     position = checkpoint.get(type(datamodule).__qualname__) or {}
     check_resume_changes(

@@ -53,6 +53,9 @@ POLICY: dict[str, tuple[Change, str]] = {
     "model": (Change.FIXED, "the checkpoint's weights were trained as this network, with this loss"),
     "model.pretrained": (Change.FIXED, "only a new fit starts from published weights"),
     "model.weights": (Change.FIXED, "only a new fit starts from a weights file"),
+    "model.freeze_backbone_epochs": (Change.APPLIED, ""),  # read at each epoch's start
+    "model.ema": (Change.FIXED, "the checkpoint's weights are an average, or the weights being trained"),
+    "model.ema_decay": (Change.APPLIED, ""),  # how the average goes on from here
     "model.channels_last": (Change.APPLIED, ""),  # memory order only
     "model.compile": (Change.APPLIED, ""),
     "model.score_threshold": (Change.APPLIED, ""),  # detection: what evaluation keeps of the outputs

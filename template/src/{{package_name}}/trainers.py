@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from lightning import Callback, Trainer
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.strategies import DDPStrategy
 
 from .checkpoint_io import AtomicCheckpointIO
 from .config import Config, TrainerConfig
@@ -83,7 +84,12 @@ def build_trainer(config: Config, **overrides: Any) -> Trainer:
         "plugins": [AtomicCheckpointIO()],  # never a torn checkpoint under its final name
     }
     arguments.update(overrides)
-    return Trainer(**arguments)
+    trainer = Trainer(**arguments)
+    if config.model.freeze_backbone_epochs and isinstance(trainer.strategy, DDPStrategy):
+        # A frozen backbone has no gradients, which DDP takes for an error unless told to expect it
+        # (what the strategy `ddp_find_unused_parameters_true` does, for whichever DDP was chosen).
+        trainer.strategy._ddp_kwargs["find_unused_parameters"] = True
+    return trainer
 
 
 def single_device_trainer(config: Config, *callbacks: Callback) -> Trainer:

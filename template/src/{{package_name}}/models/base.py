@@ -11,11 +11,14 @@ from typing import Any, Generic, Literal, TypeVar
 
 from lightning import LightningModule
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
-from torch import Tensor
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from ..config import Config
 from ..task_evaluation import TaskEvaluation
-from .optimization import apply_settings, configure_optimization, schedule_length
+from .finetuning import backbone_norms, backbone_parameter_names, freeze, split_parameters
+from .network import backbone_name
+from .optimization import apply_settings, configure_optimization, planned_schedule
 
 BatchT = TypeVar("BatchT")
 OutputT = TypeVar("OutputT", bound=Tensor | Mapping[str, Any])
@@ -32,6 +35,8 @@ class TaskModule(LightningModule, abc.ABC, Generic[BatchT, OutputT]):
 
     evaluation: TaskEvaluation[OutputT, BatchT]
     """Set by each task's `__init__`: a submodule, so its metrics follow the model's device."""
+    network: nn.Module
+    """Set by each task's `__init__`: what `inference.py` and `export` run."""
 
     def __init__(self, config: Config | Mapping[str, Any], class_info: Mapping[str, Any]) -> None:
         super().__init__()
@@ -39,6 +44,8 @@ class TaskModule(LightningModule, abc.ABC, Generic[BatchT, OutputT]):
         self.class_names: list[str] = list(class_info["class_names"])
         # Stored in checkpoints; loggers get the flat config from the runner instead.
         self.save_hyperparameters({"config": self.config.to_data(), **class_info}, logger=False)
+        self._frozen_norms: list[nn.Module] = []
+        """The backbone's BatchNorm layers while `model.freeze_backbone_epochs` holds it frozen."""
 
     @abc.abstractmethod
     def evaluation_step(self, batch: BatchT) -> tuple[OutputT, Tensor | None]:
@@ -58,15 +65,39 @@ class TaskModule(LightningModule, abc.ABC, Generic[BatchT, OutputT]):
         self._log_scalars("test")
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
-        total_steps = int(self.trainer.estimated_stepping_batches)
-        return configure_optimization(self.parameters(), self.config.optim, total_steps)
+        backbone, head = split_parameters(self.network, self._backbone_parameters())
+        return configure_optimization(
+            backbone, head, self.config.optim, planned_schedule(self.trainer, self.config.optim)
+        )
 
     def on_train_start(self) -> None:
         """A resumed fit's optimizer and schedule come back from its checkpoint with the values it
         was trained with; the configured ones (`key_policy.POLICY` lets a resume change them) go in now."""
         (optimizer,) = self.trainer.optimizers
         (schedule,) = self.trainer.lr_scheduler_configs
-        apply_settings(optimizer, schedule.scheduler, self.config.optim, schedule_length(self.trainer))
+        assert isinstance(schedule.scheduler, LambdaLR)
+        apply_settings(
+            optimizer, schedule.scheduler, self.config.optim, planned_schedule(self.trainer, self.config.optim)
+        )
+
+    def on_train_epoch_start(self) -> None:
+        """The backbone trains from epoch `model.freeze_backbone_epochs` on; before it, it is frozen."""
+        frozen = self.current_epoch < self.config.model.freeze_backbone_epochs
+        names = self._backbone_parameters() if frozen or self._frozen_norms else set()
+        parameters = [parameter for name, parameter in self.network.named_parameters() if name in names]
+        norms = backbone_norms(self.network, names)
+        freeze(parameters, norms, frozen)
+        self._frozen_norms = norms if frozen else []
+
+    def train(self, mode: bool = True) -> TaskModule[BatchT, OutputT]:
+        """Training mode, but for the BatchNorm layers of a frozen backbone, which keep their statistics."""
+        super().train(mode)
+        for module in self._frozen_norms:
+            module.eval()
+        return self
+
+    def _backbone_parameters(self) -> set[str]:
+        return backbone_parameter_names(self.network, backbone_name(self.config.model))
 
     def _evaluate(self, batch: BatchT, split: Literal["val", "test"]) -> OutputT:
         outputs, loss = self.evaluation_step(batch)

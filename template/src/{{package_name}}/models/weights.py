@@ -109,7 +109,7 @@ def load_matching(network: nn.Module, tensors: Mapping[str, Tensor], source: str
     """Copy into `network` the tensors of `tensors` that fit it under the best prefix pair, logging
     each one left out and a summary; a `ConfigError` when none fits."""
     own = network.state_dict()
-    old, new = _best_prefixes(tensors, own)
+    old, new = best_prefixes(tensors, own)
     fitting: dict[str, Tensor] = {}
     left_out = 0
     for key, tensor in tensors.items():
@@ -131,7 +131,7 @@ def load_matching(network: nn.Module, tensors: Mapping[str, Tensor], source: str
     return done
 
 
-def _best_prefixes(tensors: Mapping[str, Tensor], own: Mapping[str, Tensor]) -> tuple[str, str]:
+def best_prefixes(tensors: Mapping[str, Tensor], own: Mapping[str, Tensor]) -> tuple[str, str]:
     """The (file prefix, network prefix) pair under which the most kernels and weight matrices have a
     same-shaped namesake (vectors, such as a normalisation's, line up by chance); the shortest such
     pair on a tie."""
