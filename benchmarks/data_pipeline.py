@@ -34,7 +34,7 @@ from vision_project.config import Config
 from vision_project.data.datamodule import DATAMODULE
 from vision_project.data.splits import loader_options
 from vision_project.models.MODULE import MODEL
-from vision_project.models.optimization import configure_optimization
+from vision_project.models.optimization import Schedule, configure_optimization
 from tests import sample_data
 
 DISK_IMAGES = 512
@@ -67,7 +67,8 @@ def model_speed(config):
     batch = next(iter(datamodule.train_dataloader()))
     model = MODEL(config, **datamodule.class_info)
     model.train()
-    optimizer = configure_optimization(model.parameters(), config.optim, 100)["optimizer"]
+    schedule = Schedule(100, warmup_steps=0, cosine=True)
+    optimizer = configure_optimization(*model.backbone_and_head(), config.optim, schedule)["optimizer"]
     times = []
     for step in range(7):
         start = time.perf_counter()
@@ -86,7 +87,8 @@ def data_wait(config, model):
     torch.set_num_threads(DEFAULT_THREADS)
     datamodule = DATAMODULE(config.data, seed=config.seed)
     datamodule.setup("fit")
-    optimizer = configure_optimization(model.parameters(), config.optim, 100)["optimizer"]
+    schedule = Schedule(100, warmup_steps=0, cosine=True)
+    optimizer = configure_optimization(*model.backbone_and_head(), config.optim, schedule)["optimizer"]
     batches = iter(datamodule.train_dataloader())
     next(batches)
     waited = total = 0.0

@@ -39,7 +39,7 @@ from torch.utils._pytree import tree_map
 from vision_project.callbacks import MetricsFile, build_callbacks
 from vision_project.config_sources import load_config
 from vision_project.loggers import build_logger
-from vision_project.models.optimization import configure_optimization
+from vision_project.models.optimization import Schedule, configure_optimization
 from vision_project.report import EvaluationReport
 from vision_project.task import DataModule, Model
 from vision_project.trainers import build_trainer
@@ -89,7 +89,8 @@ def plain_round(config):
     datamodule = DataModule(config.data, seed=config.seed)
     datamodule.setup("fit")
     model = Model(config, **datamodule.class_info).to(DEVICE)
-    optimization = configure_optimization(model.parameters(), config.optim, WARMUP + STEPS + 1)
+    schedule = Schedule(WARMUP + STEPS + 1, warmup_steps=0, cosine=True)
+    optimization = configure_optimization(*model.backbone_and_head(), config.optim, schedule)
     optimizer, scheduler = optimization["optimizer"], optimization["lr_scheduler"]["scheduler"]
     model.train()
     starts = []

@@ -33,7 +33,7 @@ from lightning import Callback
 from vision_project.callbacks import MetricsFile, build_callbacks
 from vision_project.config import Config
 from vision_project.loggers import build_logger
-from vision_project.models.optimization import configure_optimization
+from vision_project.models.optimization import Schedule, configure_optimization
 from vision_project.report import EvaluationReport
 from vision_project.task import DataModule, Model
 from vision_project.trainers import build_trainer
@@ -75,7 +75,8 @@ def lightning_round(run_dir):
 def plain_round():
     datamodule.setup("fit")
     loader = datamodule.train_dataloader()
-    optimization = configure_optimization(model.parameters(), config.optim, WARMUP + STEPS + 1)
+    schedule = Schedule(WARMUP + STEPS + 1, warmup_steps=0, cosine=True)
+    optimization = configure_optimization(*model.backbone_and_head(), config.optim, schedule)
     optimizer, scheduler = optimization["optimizer"], optimization["lr_scheduler"]["scheduler"]
     model.train()
     starts = []

@@ -65,10 +65,14 @@ class TaskModule(LightningModule, abc.ABC, Generic[BatchT, OutputT]):
         self._log_scalars("test")
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
-        backbone, head = split_parameters(self.network, self._backbone_parameters())
+        backbone, head = self.backbone_and_head()
         return configure_optimization(
             backbone, head, self.config.optim, planned_schedule(self.trainer, self.config.optim)
         )
+
+    def backbone_and_head(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """The network's parameters in the backbone (`models.finetuning`), and the others."""
+        return split_parameters(self.network, self._backbone_parameters())
 
     def on_train_start(self) -> None:
         """A resumed fit's optimizer and schedule come back from its checkpoint with the values it
