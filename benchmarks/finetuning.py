@@ -8,7 +8,7 @@
    from the `train_images_per_sec` the fit logs (the second logging window, after warm-up).
 
 A benchmark, not a test: it prints its figures and exits 0. `python benchmarks/finetuning.py
-segmentation` runs one task.
+[starts|timing] [task ...]` runs one part, or some tasks.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ PRETRAIN_EPOCHS = 3
 BACKBONES = ("resnet18", "timm/convnext_nano", "timm/efficientnet_b0")
 TIMED_BATCHES = 21
 """Training batches of a timing fit: `train_images_per_sec` is logged at steps 10 and 20."""
+PARTS = ("starts", "timing")
 QUIET = ["--callbacks.progress_bar", "false", "--report.samples", "0"]
 SHORT = [
     f"--data.synthetic_train_size={TRAIN_IMAGES}",
@@ -101,13 +102,17 @@ def time_backbones(task: str) -> None:
         print(f"{backbone:<24} {1000 * batch_size / speed:7.1f} ms per step of {batch_size} images")
 
 
-def main(tasks: Sequence[str]) -> None:
-    source = classification_checkpoint()
-    for task in tasks:
-        compare_starts(task, source)
-    for task in tasks:
-        time_backbones(task)
+def main(args: Sequence[str]) -> None:
+    parts = [part for part in PARTS if part in args] or list(PARTS)
+    tasks = [task for task in args if task in TASKS] or list(TASKS)
+    if "starts" in parts:
+        source = classification_checkpoint()
+        for task in tasks:
+            compare_starts(task, source)
+    if "timing" in parts:
+        for task in tasks:
+            time_backbones(task)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or TASKS)
+    main(sys.argv[1:])
