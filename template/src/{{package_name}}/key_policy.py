@@ -53,6 +53,8 @@ POLICY: dict[str, tuple[Change, str]] = {
     "model": (Change.FIXED, "the checkpoint's weights were trained as this network, with this loss"),
     "model.pretrained": (Change.FIXED, "only a new fit starts from published weights"),
     "model.weights": (Change.FIXED, "only a new fit starts from a weights file"),
+    "model.dice_weight": (Change.FIXED, "the checkpoint's weights were trained with this loss"),
+    "model.class_weights": (Change.FIXED, "the checkpoint's weights were trained with the class weights it keeps"),
     "model.channels_last": (Change.APPLIED, ""),  # memory order only
     "model.compile": (Change.APPLIED, ""),
     "model.score_threshold": (Change.APPLIED, ""),  # detection: what evaluation keeps of the outputs
