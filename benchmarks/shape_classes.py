@@ -226,7 +226,8 @@ def fit(task: str, project: Path, data: Path, epochs: int, fit_args: Sequence[st
     started = time.perf_counter()
     result = subprocess.run(command, cwd=project, env=project_env(project), capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
-    print(f"== {task}, {epochs} epochs, fit {' '.join(fit_args) or '(defaults)'} ({os.cpu_count()} cpu cores)")
+    given = " ".join(fit_args) or "(defaults)"
+    print(f"== {task}, trainer.max_epochs {epochs}, fit {given} ({os.cpu_count()} cpu cores)")
     if result.returncode != 0:
         print(output_or_error(result))
         return
