@@ -53,6 +53,8 @@ POLICY: dict[str, tuple[Change, str]] = {
     "model": (Change.FIXED, "the checkpoint's weights were trained as this network, with this loss"),
     "model.pretrained": (Change.FIXED, "only a new fit starts from published weights"),
     "model.weights": (Change.FIXED, "only a new fit starts from a weights file"),
+    "model.dice_weight": (Change.FIXED, "the checkpoint's weights were trained with this loss"),
+    "model.class_weights": (Change.FIXED, "the checkpoint's weights were trained with the class weights it keeps"),
     "model.freeze_backbone_epochs": (Change.APPLIED, ""),  # read at each epoch's start
     "model.ema": (Change.FIXED, "the checkpoint's weights are an average, or the weights being trained"),
     "model.ema_decay": (Change.APPLIED, ""),  # how the average goes on from here
