@@ -181,4 +181,4 @@ def test_installs_with_pip_and_exposes_the_command(rendered: Renders, tmp_path: 
     assert (target / "bin" / "vision_project").is_file()
     assert (target / "vision_project" / "cli.py").is_file()
     metadata = next(target.glob("vision_project-*.dist-info")) / "METADATA"
-    assert "Requires-Dist: lightning!=2.6.2,!=2.6.3,>=2.4" in metadata.read_text()
+    assert "Requires-Dist: lightning!=2.6.2,!=2.6.3,>=2.6" in metadata.read_text()
