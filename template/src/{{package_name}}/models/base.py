@@ -44,6 +44,7 @@ class TaskModule(LightningModule, abc.ABC, Generic[BatchT, OutputT]):
         self.class_names: list[str] = list(class_info["class_names"])
         # Stored in checkpoints; loggers get the flat config from the runner instead.
         self.save_hyperparameters({"config": self.config.to_data(), **class_info}, logger=False)
+        self._backbone_frozen = False
         self._frozen_norms: list[nn.Module] = []
         """The backbone's BatchNorm layers while `model.freeze_backbone_epochs` holds it frozen."""
 
@@ -87,10 +88,13 @@ class TaskModule(LightningModule, abc.ABC, Generic[BatchT, OutputT]):
     def on_train_epoch_start(self) -> None:
         """The backbone trains from epoch `model.freeze_backbone_epochs` on; before it, it is frozen."""
         frozen = self.current_epoch < self.config.model.freeze_backbone_epochs
-        names = self._backbone_parameters() if frozen or self._frozen_norms else set()
+        if frozen == self._backbone_frozen:
+            return
+        names = self._backbone_parameters()
         parameters = [parameter for name, parameter in self.network.named_parameters() if name in names]
         norms = backbone_norms(self.network, names)
         freeze(parameters, norms, frozen)
+        self._backbone_frozen = frozen
         self._frozen_norms = norms if frozen else []
 
     def train(self, mode: bool = True) -> TaskModule[BatchT, OutputT]:
