@@ -44,18 +44,20 @@ def test_strict_types(rendered: Renders, answers: dict[str, str]) -> None:
 
 LOGGER_FILES = ["tests/test_logger.py", "tests/test_config.py"]
 """What differs between two projects of one task and different loggers: the logger and its config."""
-SHARED_FILES = ["tests/test_multinode.py", "tests/test_durability.py", "tests/test_resume.py"]
+SHARED_FILES = ["tests/test_multinode.py", "tests/test_durability.py", "tests/test_resume.py", "tests/test_tune.py"]
 """Test files that are the same in every task's project (checked below)."""
 SHARED_SLOW = [
     "tests/test_multinode.py",
     "tests/test_durability.py",
     "tests/test_resume.py::test_signal_stops",
+    "tests/test_tune.py",
+    "tests/test_logger.py::test_tune",
     "tests/test_logger.py::test_each_fit_is_a_run",
     "tests/test_logger.py::test_two_fits_started_together",
     "tests/test_logger.py::test_a_resumed_fit",
 ]
 """Slow tests (pytest node id prefixes) of code that no task changes: launchers, run directories,
-durable writes, signals, and how a logger keeps runs apart and continues one. They run in the first
+durable writes, signals, sweeps, and how a logger keeps runs apart, continues one and groups a study's. They run in the first
 task's projects only. Each task still trains with each logger, resumes exactly after a kill, and
 runs DDP (test_cli.py) in its own suite."""
 

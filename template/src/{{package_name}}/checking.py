@@ -17,7 +17,9 @@ from . import PROGRAM
 from .config import Config
 from .data.images import file_digest, find_undecodable, scan_images
 from .errors import ConfigError, DataError
-from .task import DataModule
+from .models.network import backbone_name
+from .models.weights import initialise
+from .task import DataModule, Model
 from .trainers import check_trainer_settings
 
 DISTRIBUTION = PROGRAM.replace("_", "-")
@@ -35,8 +37,9 @@ class CheckReport:
 
 def check(config: Config) -> CheckReport:
     """Everything `fit` needs, checked without training: the software and hardware, the trainer
-    settings on this machine, and every file of `data.root` (each image decoded, each label read),
-    with the label counts per split, classes missing from train/ and images shared between splits."""
+    settings on this machine, every file of `data.root` (each image decoded, each label read),
+    with the label counts per split, classes missing from train/ and images shared between splits,
+    and the model for those classes, with its first weights (`model.weights` or `model.pretrained`)."""
     problems: list[str] = []
     report = CheckReport(environment=_environment(problems), problems=problems)
     try:
@@ -47,6 +50,7 @@ def check(config: Config) -> CheckReport:
     if data.root is None:
         sizes = f"train {data.synthetic_train_size}, val {data.synthetic_val_size}, test {data.synthetic_test_size}"
         report.data_source = f"synthetic, generated in code from seed {config.seed} ({sizes} images)"
+        _check_model(config, DataModule(data, seed=config.seed), report)
         return report
     report.data_source = str(data.root)
     try:
@@ -70,7 +74,25 @@ def check(config: Config) -> CheckReport:
         if count == 0 and not name.startswith("(")
     ]
     report.problems += at_most_per_kind(_duplicates_across_splits(datamodule.image_files()))
+    _check_model(config, datamodule, report)
     return report
+
+
+def _check_model(config: Config, datamodule: DataModule, report: CheckReport) -> None:
+    """The model `fit` would build for the data's classes, loaded with the weights it would start
+    from: a `model.*` key that does not fit them (class weights, a weights file) is a problem here."""
+    try:
+        model = Model(config, **datamodule.class_info)
+        loaded = initialise(model.network, config.model.weights, config.model.pretrained, backbone_name(config.model))
+    except ConfigError as error:
+        report.problems.append(str(error))
+        return
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    size = f"{type(model).__name__} on {backbone_name(config.model)}, {parameters / 1e6:.1f} M parameters"
+    report.environment.append(("model", size))
+    if loaded is not None:
+        counts = f"{loaded.loaded} tensors loaded, {loaded.left_out} left out, {loaded.missing} missing"
+        report.environment.append(("first weights", counts))
 
 
 def _undecodable(files: dict[Path, str]) -> list[str]:

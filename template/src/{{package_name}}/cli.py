@@ -1,4 +1,4 @@
-"""Command line: `<package> fit | validate | test | predict | export | check`, also `python -m <package>`.
+"""Command line: `<package> fit | tune | validate | test | predict | export | check`, also `python -m <package>`.
 
 Torch is imported only once a command runs, so `--help` and config errors answer at once.
 A user mistake prints one `error:` line naming the field, file or option, and exits with 2.
@@ -26,9 +26,11 @@ from .quiet import silence_known_noise
 if TYPE_CHECKING:  # the commands' modules import torch: only once a command runs
     from .checking import CheckReport
     from .export import Parity
+    from .study_results import StudyResults
 
 COMMANDS = {
     "fit": "train a model (on the built-in synthetic data unless data.root is set)",
+    "tune": "search hyper-parameters (the config's tune section): each trial a fit, the study in a database",
     "validate": "validation metrics of a checkpoint",
     "test": "test metrics of a checkpoint",
     "predict": "predict every image in a folder; the predictions go below --output",
@@ -56,6 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if split in metrics:
                         console.print(_metrics_table(f"{split} metrics", metrics[split]))
                 console.print(f"Run directory: {run_dir}", highlight=False, soft_wrap=True)
+        elif args.command == "tune":
+            from . import study_results, tuning
+
+            study = tuning.open_study(config, create=False)[0] if args.summary else tuning.tune(config)
+            found = study_results.summarize(study, config)
+            console.print(_trials_table(found))
+            console.print(f"Study: {found.folder}", highlight=False, soft_wrap=True)
         elif args.command == "check":
             report = checking.check(config)
             _print_check(console, report)
@@ -123,7 +132,7 @@ def _writable_destination(args: argparse.Namespace, config: Config, checkpoint: 
     from .rundirs import run_dir_of
 
     checkpoint_run = run_dir_of(checkpoint)
-    if args.command == "fit":
+    if args.command in ("fit", "tune"):
         folder = checkpoint_run or config.output_dir
         writable_folder(folder, f"--resume {checkpoint}" if checkpoint_run else "output_dir")
         return folder
@@ -169,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "--resume",
                 metavar="PATH|last",
                 help="continue from a checkpoint, in its run directory; `last`: the newest run's last.ckpt",
+            )
+        elif name == "tune":
+            command.add_argument(
+                "--summary",
+                action="store_true",
+                help="write and show the study's results so far, without running trials",
             )
         elif name != "check":
             command.add_argument(
@@ -265,4 +280,18 @@ def _parity_table(parity: Parity) -> Table:
         f"{parity.exported_metric:.4f} vs {parity.eager_metric:.4f} ({100 * parity.metric_relative_diff:.2f} % apart)",
         "yes" if parity.metric_matches else "NO",
     )
+    return table
+
+
+def _trials_table(results: StudyResults) -> Table:
+    """One row per trial: its number, state, drawn values and metric, the best one marked."""
+    keys = sorted({key for row in results.rows for key in row.params})
+    table = Table(title=f"trials of {results.folder.name}")
+    for column in ("trial", "state", *keys, results.monitor):
+        table.add_column(column, justify="right" if column != "state" else "left")
+    for row in results.rows:
+        values = [f"{value:.4g}" if isinstance(value, float) else str(value) for value in map(row.params.get, keys)]
+        metric = f"{row.value:.4f}" if row.value is not None else row.state.lower()
+        best = results.best is not None and row.number == results.best.number
+        table.add_row(f"{row.number}{' *' if best else ''}", row.state.lower(), *values, metric)
     return table

@@ -53,10 +53,10 @@ def write_report(
     """Write the report files into `folder` (replacing an earlier report there); returns the
     pictures by name (uint8 (3, H, W)), for the logger."""
     table = [[name, *values] for name, values in result.rows.items()]
-    files: dict[str, str | bytes] = {"per_class.csv": _csv(["class", *result.columns], table)}
+    files: dict[str, str | bytes] = {"per_class.csv": csv_text(["class", *result.columns], table)}
     labels = result.confusion_labels
     matrix = [[label, *row] for label, row in zip(labels, result.confusion.tolist(), strict=True)]
-    files["confusion_matrix.csv"] = _csv(["true \\ predicted", *labels], matrix)
+    files["confusion_matrix.csv"] = csv_text(["true \\ predicted", *labels], matrix)
     figures = {"confusion_matrix": confusion_matrix_figure(result.confusion, labels, result.confusion_title)}
     if result.curves:
         points = [
@@ -64,7 +64,7 @@ def write_report(
             for curve in result.curves
             for threshold, precision, recall in zip(curve.thresholds, curve.precision, curve.recall, strict=True)
         ]
-        files["pr_curve.csv"] = _csv(["class", "threshold", "precision", "recall"], points)
+        files["pr_curve.csv"] = csv_text(["class", "threshold", "precision", "recall"], points)
         figures["pr_curve"] = pr_curve_figure(result.curves, result.curve_title)
     pictures = {}
     for name, figure in figures.items():
@@ -223,7 +223,8 @@ def _render(figure: Figure) -> tuple[bytes, Tensor]:
     return encoded.getvalue(), pixels
 
 
-def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A CSV file's text; numbers rounded as `_cell` says."""
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(header)

@@ -81,6 +81,7 @@ POLICY: dict[str, tuple[Change, str]] = {
     "checkpoint": (Change.APPLIED, ""),
     "callbacks": (Change.APPLIED, ""),
     "callbacks.monitor": (Change.FIXED, "the best checkpoints and early stopping so far were judged by it"),
+    "tune": (Change.APPLIED, ""),  # read by `tune` alone, which starts each trial as a new fit
 }
 
 SHAPING_SECTIONS = ("seed", "data", "model")

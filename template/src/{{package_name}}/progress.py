@@ -11,6 +11,8 @@ from numbers import Number
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 
+from .models.base import TaskModule
+
 
 def progress_bar() -> ProgressBar:
     """Rich's bar where standard output is a terminal, else `EpochLines`."""
@@ -49,7 +51,8 @@ class EpochLines(ProgressBar):
 
 
 class ModelSize(Callback):
-    """`<Model class>: 11.2 M parameters, 11.2 M trainable (44.7 MB)` when a fit starts. Lightning's
+    """`<Model class>: 11.2 M parameters, 11.2 M trainable (44.7 MB)` when a fit starts, and while
+    `model.freeze_backbone_epochs` holds the backbone, how much of it trains until then. Lightning's
     own summary table lists the module's children and a FLOPs count that is 0 without an example
     input; this says what matters once."""
 
@@ -61,4 +64,9 @@ class ModelSize(Callback):
         trainable = sum(parameter.numel() for parameter in parameters if parameter.requires_grad)
         megabytes = sum(parameter.numel() * parameter.element_size() for parameter in parameters) / 1e6
         counts = f"{total / 1e6:.1f} M parameters, {trainable / 1e6:.1f} M trainable"
+        if isinstance(pl_module, TaskModule) and trainer.current_epoch < pl_module.config.model.freeze_backbone_epochs:
+            backbone, _ = pl_module.backbone_and_head()
+            head = trainable - sum(parameter.numel() for parameter in backbone if parameter.requires_grad)
+            thawed = pl_module.config.model.freeze_backbone_epochs + 1
+            counts += f", {head / 1e6:.1f} M of them before epoch {thawed} (backbone frozen)"
         print(f"{type(pl_module).__name__}: {counts} ({megabytes:.1f} MB)", flush=True)

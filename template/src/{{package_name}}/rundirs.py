@@ -31,6 +31,8 @@ HPC_CHECKPOINTS = "hpc_ckpt_*.ckpt"
 """What Lightning saves in the run directory when SLURM sends the requeue signal (SIGUSR1)."""
 LOCK_FILE = "fit.lock"
 """In each run directory: locked by the fit writing it, and naming that process."""
+TRIAL_FILE = "trial.json"
+"""In the run directory of each `tune` trial (`tuning.py`), which lies in its study's folder."""
 
 
 RUN_NAME = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?$")
@@ -165,3 +167,8 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
         lock.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         lock.flush()
         yield
+
+
+def trial_study(run_dir: Path) -> Path | None:
+    """The study folder a `tune` trial's run directory lies in; None for any other run directory."""
+    return run_dir.parent if (run_dir / TRIAL_FILE).is_file() else None

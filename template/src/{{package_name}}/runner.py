@@ -8,17 +8,18 @@ and `export` commands have their own modules (`checking.py`, `export_gate.py`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import torch
-from lightning import Trainer, seed_everything
+from lightning import Callback, Trainer, seed_everything
 from lightning.pytorch.utilities import rank_zero_only
 
 from .callbacks import MetricsFile, build_callbacks
@@ -42,7 +43,9 @@ from .trainers import build_trainer, check_trainer_settings, single_device_train
 log = logging.getLogger(__name__)
 
 
-def fit(config: Config, resume: Path | None = None) -> Path | None:
+def fit(
+    config: Config, resume: Path | None = None, into: Path | None = None, callbacks: Sequence[Callback] = ()
+) -> Path | None:
     """Train, then report on the best checkpoint on val, and on test when a test split exists;
     returns the run directory in the launching process, and None in the DDP worker processes that
     Lightning starts, so that only one reports.
@@ -52,7 +55,8 @@ def fit(config: Config, resume: Path | None = None) -> Path | None:
     continues (`job_checkpoint`). The fit holds its run directory's lock (`run_dir_lock`) until it ends.
     Resuming (`resume`: a checkpoint) continues in the run directory the checkpoint belongs to,
     with its logger run, and exactly where it stopped: the data order, the random state and every
-    counter come back from the checkpoint.
+    counter come back from the checkpoint. A `tune` trial gives its run directory (`into`) and
+    the callback that prunes it (`callbacks`).
     """
     config = normalized(config, backbone_name(config.model))  # stored: predict and export normalise the same
     check_trainer_settings(config)
@@ -76,7 +80,7 @@ def fit(config: Config, resume: Path | None = None) -> Path | None:
         resume_step = logged_steps(checkpoint)
     check_backend(config)  # the logger's store or server, once the config is settled, before a run directory
     if run_dir is None:
-        run_dir = new_run_dir(config.output_dir)
+        run_dir = into or new_run_dir(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # Under SLURM or torchrun every process gets here; Lightning reads each one's rank from the
     # launcher's variables (RANK, SLURM_PROCID) when it is imported. DDP worker processes that
@@ -86,7 +90,7 @@ def fit(config: Config, resume: Path | None = None) -> Path | None:
         if writer:
             held.enter_context(run_dir_lock(run_dir))
             write_atomic(run_dir / "config.yaml", config.to_yaml())
-        trainer = _fit_in(run_dir, config, model, datamodule, resume, resume_step, inherited is not None)
+        trainer = _fit_in(run_dir, config, model, datamodule, resume, resume_step, inherited is not None, callbacks)
     return run_dir if trainer.is_global_zero else None
 
 
@@ -98,17 +102,20 @@ def _fit_in(
     resume: Path | None,
     resume_step: int | None,
     inherited: bool,
+    callbacks: Sequence[Callback],
 ) -> Trainer:
     """Train in `run_dir`, then validate the best checkpoint and test it; the Trainer that did it."""
     logger = build_logger(config, run_dir, resume_step=resume_step)
-    logger.log_hyperparams(config.flat())
+    logger.log_hyperparams(
+        {key: json.dumps(value) if isinstance(value, dict) else value for key, value in config.flat().items()}
+    )
     metrics_file = MetricsFile(run_dir / "metrics.json")
     report = EvaluationReport(config.report, config.seed, run_dir / "report", logger, metrics_file)
     trainer = build_trainer(
         config,
         default_root_dir=run_dir,
         logger=logger,
-        callbacks=[*build_callbacks(config, run_dir, metrics_file), report],
+        callbacks=[*build_callbacks(config, run_dir, metrics_file), report, *callbacks],
         use_distributed_sampler=False,  # EpochSampler shards the data itself, in a resumable order
     )
     os.environ[RUN_DIR_ENV] = str(run_dir)
