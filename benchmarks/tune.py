@@ -46,12 +46,14 @@ def tune(project: Path, output_dir: Path, pruner: str, options: argparse.Namespa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("tasks", nargs="*", choices=TASKS, help="default: every task")
+    parser.add_argument("tasks", nargs="*", help=f"of {', '.join(TASKS)} (default: every one)")
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--train-size", type=int, default=400, help="built-in training images")
     options = parser.parse_args()
     tasks = options.tasks or list(TASKS)
+    if set(tasks) - set(TASKS):
+        parser.error(f"tasks are {', '.join(TASKS)}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(f"{options.trials} trials of {options.epochs} epochs, {options.train_size} training images")
     print(f"{'task':<15}{'pruner':<8}{'best':>8}{'complete':>10}{'pruned':>8}{'failed':>8}{'epochs':>8}{'wall s':>8}")

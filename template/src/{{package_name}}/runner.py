@@ -61,7 +61,7 @@ def fit(
     config = normalized(config, backbone_name(config.model))  # stored: predict and export normalise the same
     check_trainer_settings(config)
     inherited = os.environ.get(RUN_DIR_ENV)
-    job = None if inherited else job_name()
+    job = None if inherited or into else job_name()  # a tune trial has its own run directory under SLURM too
     seed_everything(config.seed, workers=True, verbose=False)
     datamodule = DataModule(config.data, seed=config.seed)
     for path, problem in datamodule.undecodable.items():
