@@ -57,9 +57,9 @@ SHARED_SLOW = [
     "tests/test_logger.py::test_a_resumed_fit",
 ]
 """Slow tests (pytest node id prefixes) of code that no task changes: launchers, run directories,
-durable writes, signals, sweeps, and how a logger keeps runs apart, continues one and groups a study's. They run in the first
-task's projects only. Each task still trains with each logger, resumes exactly after a kill, and
-runs DDP (test_cli.py) in its own suite."""
+durable writes, signals, sweeps, and how a logger keeps runs apart, continues one and groups a
+study's. They run in the first task's projects only. Each task still trains with each logger,
+resumes exactly after a kill, and runs DDP (test_cli.py) in its own suite."""
 
 
 def selected_tests(answers: dict[str, str]) -> list[str]:

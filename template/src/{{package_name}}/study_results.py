@@ -122,7 +122,7 @@ def _pictures(study: optuna.Study, target: str) -> dict[str, bytes]:
 
 
 def _log_pictures(config: Config, folder: Path, pictures: dict[str, bytes], step: int) -> None:
-    """The pictures in the logger, in a run of the study's folder (MLflow: the trials' parent run)."""
+    """The pictures in the logger, in a run of the study's folder (where the logger nests runs, the trials' parent)."""
     logger = build_logger(config, folder)
     for name, png in pictures.items():
         with Image.open(io.BytesIO(png)) as image:
