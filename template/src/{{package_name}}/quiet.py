@@ -26,14 +26,28 @@ IGNORED_WARNINGS = (
 """Message patterns of warnings that say nothing a user of this project can act on."""
 
 
-class _DropLightningTip(logging.Filter):
-    """Lightning 2.6 advertises its cloud logger on every Trainer that has another logger."""
+IGNORED_INFO = (
+    # Lightning 2.6 advertises its cloud logger on every Trainer that has another logger.
+    "💡 Tip:",
+    # On every Trainer; `check` lists the accelerators, and this machine has no TPU to speak of.
+    "TPU available:",
+    # The schedule's length is read from the loader's length, on every fit.
+    "Loading `train_dataloader` to estimate number of stepping batches",
+    # Two lines each time the best checkpoint is validated or tested after a fit (`metrics.json`
+    # names it); twice, as validation and test each load it.
+    "Restoring states from the checkpoint path at ",
+    "Loaded model weights from the checkpoint at ",
+)
+"""Beginnings of Lightning's INFO lines that tell the user nothing they asked for or can act on;
+a `tune` study would print them for every trial."""
 
+
+class _DropKnownInfo(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("💡 Tip:")
+        return not record.getMessage().startswith(IGNORED_INFO)
 
 
-_TIP_FILTER = _DropLightningTip()
+_INFO_FILTER = _DropKnownInfo()
 
 
 def silence_known_noise() -> None:
@@ -41,5 +55,5 @@ def silence_known_noise() -> None:
         warnings.filterwarnings("ignore", message=message)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logger = logging.getLogger(name)
-        if _TIP_FILTER not in logger.filters:
-            logger.addFilter(_TIP_FILTER)
+        if _INFO_FILTER not in logger.filters:
+            logger.addFilter(_INFO_FILTER)
