@@ -34,7 +34,8 @@ IGNORED_INFO = (
     # The schedule's length is read from the loader's length, on every fit.
     "Loading `train_dataloader` to estimate number of stepping batches",
     # Two lines each time the best checkpoint is validated or tested after a fit (`metrics.json`
-    # names it); twice, as validation and test each load it.
+    # names it), twice, as validation and test each load it; a resumed fit says "Restored all
+    # states from the checkpoint at ..." instead.
     "Restoring states from the checkpoint path at ",
     "Loaded model weights from the checkpoint at ",
 )

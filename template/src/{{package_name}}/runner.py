@@ -78,8 +78,6 @@ def fit(
         checkpoint = read_checkpoint(resume, "--resume")
         check_resumable(resume, checkpoint, model, datamodule, config)
         resume_step = logged_steps(checkpoint)
-        if not inherited and getattr(rank_zero_only, "rank", 0) == 0:  # Lightning's own line is silenced (quiet.py)
-            print(f"Resuming from {resume} (epoch {checkpoint['epoch']}, step {checkpoint['global_step']})", flush=True)
     check_backend(config)  # the logger's store or server, once the config is settled, before a run directory
     if run_dir is None:
         run_dir = into or new_run_dir(config.output_dir)
