@@ -8,7 +8,8 @@ folder, whose `trial.json` says how it ended; the pruner stops one whose validat
 behind after an epoch (`PruneTrial`); one that fails is marked failed with its reason and the search
 goes on. A trial whose worker died (SIGKILL, a lost node) is marked failed, by the next worker on its
 machine at once, elsewhere by Optuna's heartbeat, so that the study still ends at `tune.n_trials`
-finished (complete or pruned) trials. The results are `study_results.py`'s.
+finished (complete or pruned) trials. The search space is `search_space.py`'s, the results
+`study_results.py`'s.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
 from . import runner
-from .config import Choices, Config, Distribution, FloatRange, IntRange
+from .config import Config
 from .config_sources import load_config
 from .errors import ConfigError, RunStoppedError, first_line
 from .files import process_running, write_atomic
 from .rundirs import TRIAL_FILE
+from .search_space import check_space, pruner, sampler, suggest
 
 log = logging.getLogger(__name__)
 
@@ -74,40 +76,6 @@ def tune(config: Config) -> optuna.Study:
 
 def study_folder(config: Config) -> Path:
     return config.output_dir / config.tune.study_name
-
-
-def check_space(config: Config) -> None:
-    """Refuse, in one line naming the key, a search `tune` cannot run: a key that is not a config key
-    (or is one of `tune`'s own), a value drawn from a range that its key's validation refuses, a
-    range with `low` above `high` or a log scale through zero, a grid over a range without a
-    `step`, or a trial on more than one device."""
-    space = config.tune.space
-    if not space:
-        raise ConfigError("tune.space: empty; name at least one config key to search, e.g. optim.lr")
-    for key, distribution in space.items():
-        where = f"tune.space.{key}"
-        if key.split(".", 1)[0] == "tune":
-            raise ConfigError(f"{where}: the search's own settings are not searched")
-        if not isinstance(distribution, Choices):
-            if distribution.low > distribution.high:
-                raise ConfigError(f"{where}: low {distribution.low} is above high {distribution.high}")
-            if distribution.log and distribution.low <= 0:
-                raise ConfigError(f"{where}: a log scale needs low > 0 (got {distribution.low})")
-            if isinstance(distribution, FloatRange) and distribution.log and distribution.step is not None:
-                raise ConfigError(f"{where}: give log or step, not both")
-            if config.tune.sampler == "grid" and isinstance(distribution, FloatRange) and distribution.step is None:
-                raise ConfigError(f"{where}: tune.sampler grid needs a step for a float range, or choices")
-        for value in _extremes(distribution):
-            try:
-                load_config(overrides=[(key, value)], base=config.to_data())
-            except ConfigError as error:
-                raise ConfigError(f"{where}: {json.dumps(value)} is not a value of it ({error})") from None
-    trainer = config.trainer
-    if trainer.num_nodes != 1 or trainer.devices not in (1, "1", "auto") or trainer.strategy not in ("auto",):
-        raise ConfigError(
-            "trainer.devices: a tune trial runs on one device; start one tune worker per device instead "
-            "(README: Search hyper-parameters)"
-        )
 
 
 def open_study(config: Config, create: bool = True) -> tuple[optuna.Study, RDBStorage]:
@@ -148,10 +116,10 @@ def open_study(config: Config, create: bool = True) -> tuple[optuna.Study, RDBSt
             storage=storage,
             study_name=settings.study_name,
             direction="minimize" if config.callbacks.monitor_mode == "min" else "maximize",
-            pruner=_pruner(config),
+            pruner=pruner(config),
             load_if_exists=True,
         )
-        study.sampler = _sampler(config, len(study.trials))
+        study.sampler = sampler(config, len(study.trials))
         searched = _searched(config)
         if new:
             study.set_user_attr("config", searched)
@@ -209,7 +177,8 @@ class Objective:
         _write_record(run_dir, record)
         monitor = self.config.callbacks.monitor
         try:
-            trial_config = load_config(overrides=params.items(), base=self.config.to_data())
+            one_device = [("trainer.devices", 1)] if self.config.trainer.devices == "auto" else []  # no DDP per trial
+            trial_config = load_config(overrides=[*params.items(), *one_device], base=self.config.to_data())
             runner.fit(trial_config, into=run_dir, callbacks=[PruneTrial(trial, monitor)])
             value = float(json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["val"][monitor])
         except optuna.TrialPruned as pruned:
@@ -234,14 +203,6 @@ class Objective:
         _write_record(run_dir, record | {"state": "FAIL", "reason": reason})
         print(f"trial {trial.number}: failed, {reason}", flush=True)
         return float("nan")  # Optuna marks a trial that returns NaN failed, without a traceback
-
-
-def suggest(trial: optuna.Trial, key: str, distribution: Distribution) -> Any:
-    if isinstance(distribution, Choices):
-        return trial.suggest_categorical(key, distribution.choices)
-    if isinstance(distribution, IntRange):
-        return trial.suggest_int(key, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
-    return trial.suggest_float(key, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
 
 
 class PruneTrial(Callback):
@@ -275,38 +236,6 @@ class _StopOnFailures:
             raise ConfigError(
                 f"tune: {self.in_a_row} trials in a row failed, the last one: {trial.user_attrs.get('reason')}"
             )
-
-
-def _extremes(distribution: Distribution) -> list[Any]:
-    """The values whose validity stands for the whole distribution's."""
-    return list(distribution.choices) if isinstance(distribution, Choices) else [distribution.low, distribution.high]
-
-
-def _sampler(config: Config, trials_so_far: int) -> optuna.samplers.BaseSampler:
-    settings = config.tune
-    seed = settings.seed if settings.seed is not None else config.seed + trials_so_far
-    if settings.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if settings.sampler == "grid":
-        return optuna.samplers.GridSampler({key: _grid(d) for key, d in settings.space.items()}, seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
-
-
-def _grid(distribution: Distribution) -> list[Any]:
-    if isinstance(distribution, Choices):
-        return list(distribution.choices)
-    assert distribution.step is not None  # check_space refuses a float range without one
-    count = round((distribution.high - distribution.low) / distribution.step) + 1
-    return [distribution.low + index * distribution.step for index in range(count)]
-
-
-def _pruner(config: Config) -> optuna.pruners.BasePruner:
-    settings = config.tune
-    if settings.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=settings.prune_after_trials)
-    if settings.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.trainer.max_epochs)
-    return optuna.pruners.NopPruner()
 
 
 def _searched(config: Config) -> dict[str, Any]:
