@@ -63,10 +63,15 @@ class ModelSize(Callback):
         total = sum(parameter.numel() for parameter in parameters)
         trainable = sum(parameter.numel() for parameter in parameters if parameter.requires_grad)
         megabytes = sum(parameter.numel() * parameter.element_size() for parameter in parameters) / 1e6
-        counts = f"{total / 1e6:.1f} M parameters, {trainable / 1e6:.1f} M trainable"
+        counts = f"{_count(total)} parameters, {_count(trainable)} trainable"
         if isinstance(pl_module, TaskModule) and trainer.current_epoch < pl_module.config.model.freeze_backbone_epochs:
             backbone, _ = pl_module.backbone_and_head()
             head = trainable - sum(parameter.numel() for parameter in backbone if parameter.requires_grad)
             thawed = pl_module.config.model.freeze_backbone_epochs + 1
-            counts += f", {head / 1e6:.1f} M of them before epoch {thawed} (backbone frozen)"
+            counts += f", {_count(head)} of them before epoch {thawed} (backbone frozen)"
         print(f"{type(pl_module).__name__}: {counts} ({megabytes:.1f} MB)", flush=True)
+
+
+def _count(parameters: int) -> str:
+    """`11.2 M`, or `2.1 k` for fewer than 100 000 (a classifier's head)."""
+    return f"{parameters / 1e6:.1f} M" if parameters >= 100_000 else f"{parameters / 1e3:.1f} k"
