@@ -68,7 +68,7 @@ def write_report(
         figures["pr_curve"] = pr_curve_figure(result.curves, result.curve_title)
     pictures = {}
     for name, figure in figures.items():
-        files[f"{name}.png"], pictures[name] = _render(figure)
+        files[f"{name}.png"], pictures[name] = render_figure(figure)
     if tiles:
         pictures["predictions"] = predictions_grid(tiles, legend)
         files["predictions.png"] = png_bytes(pictures["predictions"])
@@ -213,7 +213,7 @@ def _fraction(colour: Colour) -> tuple[float, float, float]:
     return red / 255, green / 255, blue / 255
 
 
-def _render(figure: Figure) -> tuple[bytes, Tensor]:
+def render_figure(figure: Figure) -> tuple[bytes, Tensor]:
     """The figure as a PNG file's bytes and as uint8 (3, H, W) pixels: rendered once for the file
     and the logger alike."""
     encoded = io.BytesIO()

@@ -5,7 +5,6 @@ coordinates), which also go to the project's logger, in a run of the study's own
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import warnings
@@ -20,11 +19,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 from optuna.visualization import matplotlib as plots
-from PIL import Image
-from torchvision.transforms.functional import pil_to_tensor
+from torch import Tensor
 
 from .config import Config
-from .figures import csv_text
+from .figures import csv_text, render_figure
 from .files import write_atomic
 from .loggers import build_logger, log_image
 from .tuning import study_folder, trial_run_name
@@ -90,7 +88,7 @@ def summarize(study: optuna.Study, config: Config) -> StudyResults:
         else:  # a trial added to the study through Optuna's API, not run by `tune`
             log.warning("study %s: the best trial, %d, has no %s; no best.yaml", study.study_name, best.number, trained)
     pictures = _pictures(study, monitor)
-    for name, png in pictures.items():
+    for name, (png, _) in pictures.items():
         write_atomic(folder / f"{name}.png", png)
         files.append(folder / f"{name}.png")
     if pictures:
@@ -98,9 +96,9 @@ def summarize(study: optuna.Study, config: Config) -> StudyResults:
     return StudyResults(folder=folder, monitor=monitor, rows=rows, best=best, files=files)
 
 
-def _pictures(study: optuna.Study, target: str) -> dict[str, bytes]:
-    """Optuna's matplotlib pictures of the study, as PNG files' bytes."""
-    pictures: dict[str, bytes] = {}
+def _pictures(study: optuna.Study, target: str) -> dict[str, tuple[bytes, Tensor]]:
+    """Optuna's matplotlib pictures of the study, as PNG files' bytes and as pixels for the logger."""
+    pictures: dict[str, tuple[bytes, Tensor]] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.simplefilter("ignore", UserWarning)  # few trials: "importances will be equal", as drawn
@@ -114,17 +112,14 @@ def _pictures(study: optuna.Study, target: str) -> dict[str, bytes]:
             assert isinstance(figure, Figure)  # Optuna draws on a figure of its own
             figure.set_size_inches(8, 5)
             figure.tight_layout()
-            encoded = io.BytesIO()
-            figure.savefig(encoded, format="png", dpi=100)
+            pictures[name] = render_figure(figure)
             pyplot.close(figure)
-            pictures[name] = encoded.getvalue()
     return pictures
 
 
-def _log_pictures(config: Config, folder: Path, pictures: dict[str, bytes], step: int) -> None:
+def _log_pictures(config: Config, folder: Path, pictures: dict[str, tuple[bytes, Tensor]], step: int) -> None:
     """The pictures in the logger, in a run of the study's folder (where the logger nests runs, the trials' parent)."""
     logger = build_logger(config, folder)
-    for name, png in pictures.items():
-        with Image.open(io.BytesIO(png)) as image:
-            log_image(logger, f"study/{name}", pil_to_tensor(image.convert("RGB")), step)
+    for name, (_, pixels) in pictures.items():
+        log_image(logger, f"study/{name}", pixels, step)
     logger.finalize("success")
