@@ -11,22 +11,16 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from . import PROGRAM
+from . import PROGRAM, tables
 from .config import Config
 from .config_sources import load_config, parse_overrides
 from .errors import ConfigError, RunStoppedError, unwritten
 from .paths import existing_file, outside, writable_folder
 from .quiet import silence_known_noise
-
-if TYPE_CHECKING:  # the commands' modules import torch: only once a command runs
-    from .checking import CheckReport
-    from .export import Parity
-    from .study_results import StudyResults
 
 COMMANDS = {
     "fit": "train a model (on the built-in synthetic data unless data.root is set)",
@@ -56,18 +50,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
                 for split in ("val", "test"):
                     if split in metrics:
-                        console.print(_metrics_table(f"{split} metrics", metrics[split]))
+                        console.print(tables.metrics_table(f"{split} metrics", metrics[split]))
                 console.print(f"Run directory: {run_dir}", highlight=False, soft_wrap=True)
         elif args.command == "tune":
             from . import study_results, tuning
 
             study = tuning.open_study(config, create=False)[0] if args.summary else tuning.tune(config)
             found = study_results.summarize(study, config)
-            console.print(_trials_table(found))
+            console.print(tables.trials_table(found))
             console.print(f"Study: {found.folder}", highlight=False, soft_wrap=True)
         elif args.command == "check":
             report = checking.check(config)
-            _print_check(console, report)
+            tables.print_check(console, report)
             for problem in report.problems:
                 print(f"{parser.prog}: error: {problem}", file=sys.stderr)
             return 2 if report.problems else 0
@@ -83,13 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             assert checkpoint is not None
             assert writes_to is not None
             parity, model_file = export_gate.export_model(config, checkpoint, args.format, writes_to)
-            console.print(_parity_table(parity))
+            console.print(tables.parity_table(parity))
             console.print(f"Exported: {model_file}", highlight=False, soft_wrap=True)
         else:
             assert checkpoint is not None
             assert writes_to is not None
             results, report_folder = runner.evaluate(args.command, config, checkpoint, writes_to)
-            console.print(_metrics_table(f"{args.command} metrics", results))
+            console.print(tables.metrics_table(f"{args.command} metrics", results))
             console.print(f"Report: {report_folder}", highlight=False, soft_wrap=True)
     except ConfigError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
@@ -234,64 +228,3 @@ def _overrides_help() -> str:
     ]
     lines += [f"  --{key} {json.dumps(value)}" for key, value in Config().flat().items()]
     return "\n".join(lines)
-
-
-def _print_check(console: Console, report: CheckReport) -> None:
-    environment = Table(title="environment", show_header=False)
-    for name, value in report.environment:
-        environment.add_row(name, value)
-    console.print(environment)
-    console.print(f"data: {report.data_source}", highlight=False, soft_wrap=True)
-    if report.label_counts:
-        splits = list(report.label_counts)
-        counts = Table(title="labels per split")
-        counts.add_column("class")
-        for split in splits:
-            counts.add_column(split, justify="right")
-        for name in report.label_counts[splits[0]]:
-            counts.add_row(name, *(str(report.label_counts[split].get(name, 0)) for split in splits))
-        console.print(counts)
-    if not report.problems:
-        console.print("No problems found.")
-
-
-def _metrics_table(title: str, metrics: dict[str, float]) -> Table:
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in metrics.items():
-        table.add_row(name, f"{value:.4f}")
-    return table
-
-
-def _parity_table(parity: Parity) -> Table:
-    table = Table(title=f"parity gate: {parity.file_format} ({parity.exporter}, {parity.export_seconds:.1f} s)")
-    table.add_column("check")
-    table.add_column("exported vs eager", justify="right")
-    table.add_column("passed")
-    table.add_row(parity.file_check, "valid", "yes")
-    table.add_row(
-        f"outputs on {parity.batch_size} validation images",
-        f"max |diff| {parity.output_max_abs_diff:.2e}",
-        "yes" if parity.outputs_match else "NO",
-    )
-    table.add_row(
-        f"{parity.metric} on the validation split",
-        f"{parity.exported_metric:.4f} vs {parity.eager_metric:.4f} ({100 * parity.metric_relative_diff:.2f} % apart)",
-        "yes" if parity.metric_matches else "NO",
-    )
-    return table
-
-
-def _trials_table(results: StudyResults) -> Table:
-    """One row per trial: its number, state, drawn values and metric, the best one marked."""
-    keys = sorted({key for row in results.rows for key in row.params})
-    table = Table(title=f"trials of {results.folder.name}")
-    for column in ("trial", "state", *keys, results.monitor):
-        table.add_column(column, justify="right" if column != "state" else "left")
-    for row in results.rows:
-        values = [f"{value:.4g}" if isinstance(value, float) else str(value) for value in map(row.params.get, keys)]
-        metric = f"{row.value:.4f}" if row.value is not None else row.state.lower()
-        best = results.best is not None and row.number == results.best.number
-        table.add_row(f"{row.number}{' *' if best else ''}", row.state.lower(), *values, metric)
-    return table
