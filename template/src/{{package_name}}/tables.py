@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -72,4 +73,14 @@ def trials_table(results: StudyResults) -> Table:
         metric = f"{row.value:.4f}" if row.value is not None else row.state.lower()
         best = results.best is not None and row.number == results.best.number
         table.add_row(f"{row.number}{' *' if best else ''}", row.state.lower(), *values, metric)
+    return table
+
+
+def converted_table(images: Mapping[str, int]) -> Table:
+    """Images written per split by `convert`."""
+    table = Table(title="converted")
+    table.add_column("split")
+    table.add_column("images", justify="right")
+    for split, count in images.items():
+        table.add_row(split, str(count))
     return table
