@@ -44,13 +44,20 @@ def test_strict_types(rendered: Renders, answers: dict[str, str]) -> None:
 
 LOGGER_FILES = ["tests/test_logger.py", "tests/test_config.py"]
 """What differs between two projects of one task and different loggers: the logger and its config."""
-SHARED_FILES = ["tests/test_multinode.py", "tests/test_durability.py", "tests/test_resume.py", "tests/test_tune.py"]
+SHARED_FILES = [
+    "tests/test_multinode.py",
+    "tests/test_durability.py",
+    "tests/test_resume.py",
+    "tests/test_tune.py",
+    "tests/test_crossval.py",
+]
 """Test files that are the same in every task's project (checked below)."""
 SHARED_SLOW = [
     "tests/test_multinode.py",
     "tests/test_durability.py",
     "tests/test_resume.py::test_signal_stops",
     "tests/test_tune.py",
+    "tests/test_crossval.py::test_a_killed",
     "tests/test_logger.py::test_tune",
     "tests/test_logger.py::test_each_fit_is_a_run",
     "tests/test_logger.py::test_two_fits_started_together",

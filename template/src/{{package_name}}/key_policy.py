@@ -45,6 +45,8 @@ POLICY: dict[str, tuple[Change, str]] = {
     "output_dir": (Change.APPLIED, ""),  # where `--resume last` looks; the run stays in its directory
     "data": (Change.AT_EPOCH_END, "it decides which samples an epoch has, in which batches"),
     "data.val_fraction": (Change.FIXED, "images trained on would join the validation split"),
+    "data.folds": (Change.FIXED, "images trained on would join the validation split"),
+    "data.fold": (Change.FIXED, "images trained on would join the validation split"),
     "data.mean": (Change.FIXED, "the network was trained on images normalised with it"),
     "data.std": (Change.FIXED, "the network was trained on images normalised with it"),
     "data.num_workers": (Change.APPLIED, ""),

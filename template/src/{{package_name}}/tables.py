@@ -11,6 +11,7 @@ from rich.table import Table
 if TYPE_CHECKING:  # the commands' modules import torch: only once a command runs
     from .checking import CheckReport
     from .export import Parity
+    from .fold_results import Spread
     from .study_results import StudyResults
 
 
@@ -83,4 +84,19 @@ def converted_table(images: Mapping[str, int]) -> Table:
     table.add_column("images", justify="right")
     for split, count in images.items():
         table.add_row(split, str(count))
+    return table
+
+
+def folds_table(title: str, spreads: Mapping[str, Spread]) -> Table:
+    """A cross-validation's metrics: mean +- standard deviation, then each fold's value."""
+    folds = len(next(iter(spreads.values())).values)
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("mean ± std", justify="right")
+    for fold in range(folds):
+        table.add_column(f"fold {fold}", justify="right")
+    for name, spread in spreads.items():
+        mean = "-" if spread.mean is None else f"{spread.mean:.4f}"
+        std = "" if spread.std is None else f" ± {spread.std:.4f}"
+        table.add_row(name, mean + std, *("-" if value is None else f"{value:.4f}" for value in spread.values))
     return table

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from ..config import DataConfig
 from ..errors import ConfigError
+from .folds import stratified_folds
 from .images import find_undecodable
 
 T = TypeVar("T")
@@ -158,15 +159,34 @@ class SplitDataModule(LightningDataModule):
         return set(self.undecodable)
 
     def split_train(self, train_view: Dataset[Any], eval_view: Dataset[Any], size: int) -> None:
-        """Validate on `data.val_fraction` of train/ when there is no val/.
+        """Validate on `data.val_fraction` of train/ when there is no val/, or with `data.folds` on
+        fold `data.fold` of train/ (`folds.stratified_folds` of `fold_keys`).
 
-        The two views hold the same samples with the training and the evaluation transforms; one
-        permutation by seed picks which samples go where, so the split is the same in every run.
+        The two views hold the same samples with the training and the evaluation transforms; the
+        split depends on the seed (and the samples' keys) only, so it is the same in every run.
         """
-        order = torch.randperm(size, generator=torch.Generator().manual_seed(self.seed)).tolist()
-        val_count = max(1, round(size * self.config.val_fraction))
-        self.datasets["train"] = Subset(train_view, order[val_count:])
-        self.datasets["val"] = Subset(eval_view, order[:val_count])
+        if self.config.folds is None:
+            order = torch.randperm(size, generator=torch.Generator().manual_seed(self.seed)).tolist()
+            val_count = max(1, round(size * self.config.val_fraction))
+            train, val = order[val_count:], order[:val_count]
+        else:
+            assignment = self.fold_assignment()
+            train = [index for index, fold in enumerate(assignment) if fold != self.config.fold]
+            val = [index for index, fold in enumerate(assignment) if fold == self.config.fold]
+        self.datasets["train"] = Subset(train_view, train)
+        self.datasets["val"] = Subset(eval_view, val)
+
+    def fold_assignment(self) -> list[int]:
+        """The fold of each training sample, with `data.folds` set."""
+        folds = self.config.folds
+        assert folds is not None
+        if self.config.fold >= folds:
+            raise ConfigError(f"data.fold: {self.config.fold} is not a fold of data.folds {folds} (0 to {folds - 1})")
+        return stratified_folds(self.fold_keys(), folds, self.seed)
+
+    def fold_keys(self) -> list[str]:
+        """What cross-validation stratifies the training samples by, in their order (each task's module)."""
+        raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
         """Where training stands when a checkpoint is written: the epoch, its batches trained, and
