@@ -31,6 +31,8 @@ class CheckReport:
 
     environment: list[tuple[str, str]] = field(default_factory=list)
     data_source: str = ""
+    data_notes: list[str] = field(default_factory=list)
+    """What reading the data found that is no problem (the data module's `notes`)."""
     label_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -67,9 +69,10 @@ def check(config: Config) -> CheckReport:
         report.problems.append(str(error))
         return report
     report.problems += at_most_per_kind(_undecodable(datamodule.undecodable))
+    report.data_notes = datamodule.notes
     report.label_counts = datamodule.label_counts()
     report.problems += [
-        f"data.root: class {name} never occurs in {data.root / 'train'}"
+        f"data.root: class {name} never occurs in the train split of {data.root}"
         for name, count in report.label_counts.get("train", {}).items()
         if count == 0 and not name.startswith("(")
     ]

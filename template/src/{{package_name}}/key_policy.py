@@ -43,6 +43,7 @@ POLICY: dict[str, tuple[Change, str]] = {
     # A key's own entry wins over its section's. The reasons are what a refusal says.
     "seed": (Change.FIXED, "it chose the validation split and every epoch's order"),
     "output_dir": (Change.APPLIED, ""),  # where `--resume last` looks; the run stays in its directory
+    # `data.root` and `data.format` fall under `data`: the data copied elsewhere, or its files read as another format.
     "data": (Change.AT_EPOCH_END, "it decides which samples an epoch has, in which batches"),
     "data.val_fraction": (Change.FIXED, "images trained on would join the validation split"),
     "data.folds": (Change.FIXED, "images trained on would join the validation split"),

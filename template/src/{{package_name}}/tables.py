@@ -16,12 +16,14 @@ if TYPE_CHECKING:  # the commands' modules import torch: only once a command run
 
 
 def print_check(console: Console, report: CheckReport) -> None:
-    """The environment, where the data comes from, labels per class and split."""
+    """The environment, where the data comes from and what reading it noted, labels per class and split."""
     environment = Table(title="environment", show_header=False)
     for name, value in report.environment:
         environment.add_row(name, value)
     console.print(environment)
     console.print(f"data: {report.data_source}", highlight=False, soft_wrap=True)
+    for note in report.data_notes:
+        console.print(f"  {note}", highlight=False, soft_wrap=True)
     if report.label_counts:
         splits = list(report.label_counts)
         counts = Table(title="labels per split")

@@ -126,6 +126,9 @@ class SplitDataModule(LightningDataModule):
         """(epoch, batches of it already trained) for the first training loader of a resumed fit."""
         self.undecodable: dict[Path, str] = {}
         """Images of `data.root` that do not decode, with the reason; left out (`data.bad_images: skip`)."""
+        self.notes: list[str] = []
+        """What reading `data.root` found that is no problem but worth a look (the format read, say),
+        one line each: `check` prints them under the data source."""
 
     @property
     def has_test_split(self) -> bool:
