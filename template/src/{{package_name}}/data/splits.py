@@ -127,6 +127,11 @@ class SplitDataModule(LightningDataModule):
         """Images of `data.root` that do not decode, with the reason; left out (`data.bad_images: skip`)."""
 
     @property
+    def source(self) -> str:
+        """What `check` names as the data read, once `data.root` is: the folder."""
+        return str(self.config.root)
+
+    @property
     def has_test_split(self) -> bool:
         return self.config.root is None or (self.config.root / "test").is_dir()
 
