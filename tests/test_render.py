@@ -41,7 +41,7 @@ TASK_NAMES = {
         "DetectionDataModule",
         "BoundingBoxes",
         "MeanAveragePrecision",
-        "coco",
+        "from .coco import",  # detection's COCO module (segmentation reads COCO masks with its own)
         "DetectionConfusionMatrix",
     ],
     "segmentation": [

@@ -68,6 +68,7 @@ def check(config: Config) -> CheckReport:
     except ConfigError as error:
         report.problems.append(str(error))
         return report
+    report.data_source = datamodule.source
     report.problems += at_most_per_kind(_undecodable(datamodule.undecodable))
     report.data_notes = datamodule.notes
     report.label_counts = datamodule.label_counts()

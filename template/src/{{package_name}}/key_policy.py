@@ -53,6 +53,7 @@ POLICY: dict[str, tuple[Change, str]] = {
     "data.num_workers": (Change.APPLIED, ""),
     "data.pin_memory": (Change.APPLIED, ""),
     "data.persistent_workers": (Change.APPLIED, ""),
+    "data.ignore_index": (Change.FIXED, "the checkpoint's weights were trained with these pixels left out"),
     "model": (Change.FIXED, "the checkpoint's weights were trained as this network, with this loss"),
     "model.pretrained": (Change.FIXED, "only a new fit starts from published weights"),
     "model.weights": (Change.FIXED, "only a new fit starts from a weights file"),

@@ -131,6 +131,11 @@ class SplitDataModule(LightningDataModule):
         one line each: `check` prints them under the data source."""
 
     @property
+    def source(self) -> str:
+        """What `check` names as the data read, once `data.root` is: the folder."""
+        return str(self.config.root)
+
+    @property
     def has_test_split(self) -> bool:
         return self.config.root is None or (self.config.root / "test").is_dir()
 
