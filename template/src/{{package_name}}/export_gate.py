@@ -4,6 +4,7 @@ metric against the eager network's). The formats themselves are `export.py`'s.""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from .rundirs import run_dir_of
 from .task import DataModule, Model
 from .trainers import single_device_trainer
 
+log = logging.getLogger(__name__)
+
 
 class ExportParityError(RunStoppedError):
     """The exported file does not compute what the eager network does."""
@@ -33,10 +36,17 @@ def export_model(
     """Write the checkpoint's network as `file_format` into `output` (by default `export/` in the
     checkpoint's run directory) once it passed the parity gate: the format's own check of the file,
     its outputs against the eager network's on a batch of validation images, and the monitored
-    metric scored on the validation split with each. Returns the gate's figures and the model file;
-    a failed gate writes its figures alone and raises `ExportParityError`."""
+    metric scored on the validation split with each, single-view whatever `model.tta`. Returns the
+    gate's figures and the model file; a failed gate writes its figures alone and raises
+    `ExportParityError`."""
     export.check_format(file_format, config)
-    config = config.model_copy(update={"model": config.model.model_copy(update={"compile": False})})
+    if config.model.tta != "none":
+        log.warning(
+            "model.tta %s: export writes the single-view network, and its parity gate compares single-view "
+            "outputs and metrics; merging the views is inference.py's and predict's",
+            config.model.tta,
+        )
+    config = config.model_copy(update={"model": config.model.model_copy(update={"compile": False, "tta": "none"})})
     model = load_model(checkpoint, config).eval()
     datamodule = DataModule(config.data, seed=config.seed)
     check_classes(datamodule, model)

@@ -24,6 +24,7 @@ from .task_evaluation import Curve, EvaluationResult, Tile
 
 REPORT_FILES = (
     "per_class.csv",
+    "tta.txt",
     "confusion_matrix.csv",
     "confusion_matrix.png",
     "pr_curve.csv",
@@ -48,12 +49,18 @@ NAME_LENGTH = 32
 
 
 def write_report(
-    folder: Path, result: EvaluationResult, tiles: Sequence[Tile], legend: Sequence[tuple[str, Colour]] = ()
+    folder: Path,
+    result: EvaluationResult,
+    tiles: Sequence[Tile],
+    legend: Sequence[tuple[str, Colour]] = (),
+    tta: str = "none",
 ) -> dict[str, Tensor]:
-    """Write the report files into `folder` (replacing an earlier report there); returns the
-    pictures by name (uint8 (3, H, W)), for the logger."""
+    """Write the report files into `folder` (replacing an earlier report there), `tta.txt` saying
+    which test-time augmentation made the predictions (`tta.describe`); returns the pictures by
+    name (uint8 (3, H, W)), for the logger."""
     table = [[name, *values] for name, values in result.rows.items()]
     files: dict[str, str | bytes] = {"per_class.csv": csv_text(["class", *result.columns], table)}
+    files["tta.txt"] = f"test-time augmentation: {tta}\n"
     labels = result.confusion_labels
     matrix = [[label, *row] for label, row in zip(labels, result.confusion.tolist(), strict=True)]
     files["confusion_matrix.csv"] = csv_text(["true \\ predicted", *labels], matrix)

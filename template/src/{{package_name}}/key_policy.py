@@ -67,6 +67,7 @@ POLICY: dict[str, tuple[Change, str]] = {
     "model.score_threshold": (Change.APPLIED, ""),  # detection: what evaluation keeps of the outputs
     "model.detections_per_image": (Change.APPLIED, ""),
     "model.predict_score_threshold": (Change.APPLIED, ""),
+    "model.tta": (Change.APPLIED, ""),  # read by evaluation and prediction after training, never by a fit's steps
     "report": (Change.APPLIED, ""),
     "optim": (Change.APPLIED, ""),  # models.optimization.apply_settings puts them in the restored optimizer
     "optim.optimizer": (Change.FIXED, "the checkpoint's optimizer state is this optimizer's"),

@@ -2,9 +2,10 @@
 
 After `fit` (the best checkpoint, on val and on test), `validate` and `test`, `report/<split>/`
 holds `per_class.csv`, `confusion_matrix.csv` + `.png`, the precision-recall curves where the task
-has them (`pr_curve.csv` + `.png`) and `predictions.png`, a grid of sample images with what the
-model predicted drawn on them (`figures.py` writes them). The per-class numbers also go to
-`metrics.json` and the pictures to the logger. While `fit` runs, the grid goes to the logger every
+has them (`pr_curve.csv` + `.png`), `predictions.png`, a grid of sample images with what the
+model predicted drawn on them (`figures.py` writes them), and `tta.txt`, the test-time
+augmentation the predictions merged (`model.tta`). The per-class numbers and the augmentation
+also go to `metrics.json` and the pictures to the logger. While `fit` runs, the grid goes to the logger every
 `report.log_every_n_epochs` validation epochs, drawn from predictions the validation step made anyway.
 
 The numbers come from the model's own `evaluation` (a `TaskEvaluation`), the one whose scalars
@@ -27,6 +28,7 @@ from .figures import predictions_grid, write_report
 from .loggers import ExperimentLogger, log_image
 from .models.base import TaskModule
 from .task_evaluation import TaskEvaluation, Tile
+from .tta import describe
 
 Split = Literal["val", "test"]
 
@@ -130,15 +132,17 @@ class EvaluationReport(Callback):
         # model's, which logs the scalars from the same computation and then resets the evaluation.
         evaluation = _evaluation(pl_module)
         result = evaluation.compute()
+        tta = describe(_task_module(pl_module).tta)
         tiles = self._gathered_tiles(trainer)
         self._full, self._drawing, self._samples = False, False, {}
         if not trainer.is_global_zero:
             return
         folder = self.folder / split
-        pictures = write_report(folder, result, tiles, evaluation.legend())
+        pictures = write_report(folder, result, tiles, evaluation.legend(), tta)
         self.written[split] = folder
         if self.metrics_file is not None:
             self.metrics_file.add(f"{split}_per_class", result.per_class())
+            self.metrics_file.add(f"{split}_tta", tta)
         if self.logger is not None:
             for name, picture in pictures.items():
                 log_image(self.logger, f"report/{split}_{name}", picture, trainer.global_step)
@@ -173,6 +177,10 @@ class EvaluationReport(Callback):
 
 
 def _evaluation(pl_module: LightningModule) -> TaskEvaluation[Any, Any]:
+    return _task_module(pl_module).evaluation
+
+
+def _task_module(pl_module: LightningModule) -> TaskModule[Any, Any]:
     if not isinstance(pl_module, TaskModule):
         raise TypeError(f"the evaluation report needs a task's model, not {type(pl_module).__name__}")
-    return pl_module.evaluation
+    return pl_module

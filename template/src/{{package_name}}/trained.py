@@ -14,20 +14,23 @@ from PIL import Image
 from torch import Tensor, nn
 
 from .checkpoints import network_weights, read_checkpoint
-from .config import Config
+from .config import Config, TestTimeAugmentation
 from .data.images import as_rgb, read_rgb
 from .models.speed import speed_up
+from .tta import views
 
 PredictionT = TypeVar("PredictionT")
 
 
 class TrainedModel(abc.ABC, Generic[PredictionT]):
-    """A trained network in eval mode, with the config it was trained with and its class names."""
+    """A trained network in eval mode, with the config it was trained with and its class names;
+    predictions merge the views of its `model.tta`."""
 
     def __init__(self, network: nn.Module, config: Config, class_names: Sequence[str]) -> None:
         self.network = network.eval()
         self.config = config
         self.class_names = list(class_names)
+        self.views = views(config.model.tta)
 
     @property
     def device(self) -> torch.device:
@@ -54,16 +57,20 @@ class TrainedModel(abc.ABC, Generic[PredictionT]):
 
 
 def load_network(
-    path: Path | str, device: torch.device | str, build: Callable[[Config, Mapping[str, Any]], nn.Module]
+    path: Path | str,
+    device: torch.device | str,
+    build: Callable[[Config, Mapping[str, Any]], nn.Module],
+    tta: TestTimeAugmentation | None = None,
 ) -> tuple[nn.Module, Config, dict[str, Any]]:
     """The network of a checkpoint of this project on `device`, made by `build` from the stored config
     and class info, with its weights (never `model.weights` or `model.pretrained`: those start a new
-    fit only); and that config (compiling off) and class info. A path that is not such a checkpoint is a
-    `ConfigError` naming it."""
+    fit only); and that config (compiling off, `model.tta` replaced by `tta` if given) and class info.
+    A path that is not such a checkpoint is a `ConfigError` naming it."""
     checkpoint = read_checkpoint(Path(path))
     stored: dict[str, Any] = checkpoint["hyper_parameters"]
     config = Config.from_data(stored["config"])
-    config = config.model_copy(update={"model": config.model.model_copy(update={"compile": False})})
+    model = config.model.model_copy(update={"compile": False, "tta": tta or config.model.tta})
+    config = config.model_copy(update={"model": model})
     network = build(config, stored)
     speed_up(network, config.model)
     network.load_state_dict(network_weights(checkpoint))

@@ -10,12 +10,14 @@ from collections.abc import Mapping
 from typing import Any, Generic, Literal, TypeVar
 
 from lightning import LightningModule
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from ..config import Config
+from ..config import Config, TestTimeAugmentation
 from ..task_evaluation import TaskEvaluation
+from ..tta import View, views
 from .finetuning import backbone_norms, backbone_parameter_names, freeze, split_parameters
 from .network import backbone_name
 from .optimization import apply_settings, configure_optimization, planned_schedule
@@ -103,6 +105,17 @@ class TaskModule(LightningModule, abc.ABC, Generic[BatchT, OutputT]):
         for module in self._frozen_norms:
             module.eval()
         return self
+
+    @property
+    def tta(self) -> TestTimeAugmentation:
+        """The test-time augmentation of evaluation and prediction now: `model.tta`, but none in
+        training and in fit's validation epochs, which pick the best checkpoint cheaply."""
+        fitting = self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
+        return "none" if fitting else self.config.model.tta
+
+    def views(self) -> tuple[View, ...]:
+        """The views of each image that evaluation and prediction merge now, the image itself first."""
+        return views(self.tta)
 
     def _backbone_parameters(self) -> set[str]:
         return backbone_parameter_names(self.network, backbone_name(self.config.model))
