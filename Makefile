@@ -22,7 +22,7 @@ demo: $(BIN)/.installed
 	$(BIN)/pip install --quiet --no-deps -e $(DEMO)
 	cd $(DEMO) && ../../$(BIN)/vision_project fit --output_dir $(CURDIR)/$(DEMO)/runs
 
-test: $(BIN)/.installed lint
+test: $(BIN)/.installed /usr/bin/chromium lint
 	$(BIN)/pytest --numprocesses auto --maxprocesses 4 --dist loadgroup
 
 lint: $(BIN)/.installed
@@ -33,6 +33,10 @@ lint: $(BIN)/.installed
 # Times `fit` with no arguments for each task and prints the figures (not part of `test`).
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/default_fit.py
+
+# The browser the page and documentation tests drive (Playwright's own download is not reachable).
+/usr/bin/chromium:
+	apt-get install --yes --quiet --no-install-recommends chromium
 
 clean:
 	rm -rf $(VENV) build
