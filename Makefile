@@ -36,7 +36,8 @@ bench: $(BIN)/.installed
 
 # The browser the page and documentation tests drive (Playwright's own download is not reachable).
 /usr/bin/chromium:
-	apt-get install --yes --quiet --no-install-recommends chromium
+	apt-get install --yes --quiet --no-install-recommends chromium || \
+		(apt-get update --quiet && apt-get install --yes --quiet --no-install-recommends chromium)
 
 clean:
 	rm -rf $(VENV) build
