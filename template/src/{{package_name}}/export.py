@@ -25,12 +25,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from . import PROGRAM, TEMPLATE_VERSION
+from . import PROGRAM, TASK, TEMPLATE_VERSION
 from .config import Config, normalization
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 from .files import process_running, sync_folder, write_atomic, write_error
 from .models import exportable
-from .task import TASK
 
 Format = Literal["onnx", "pt2"]
 FORMATS: tuple[Format, ...] = ("onnx", "pt2")
@@ -61,7 +60,8 @@ def metadata_file(folder: Path) -> Path:
 
 
 def metadata(config: Config, class_info: Mapping[str, Any]) -> dict[str, Any]:
-    """What a consumer of the file needs to feed it and read its outputs."""
+    """What a consumer of the file needs to feed it and read its outputs, and the config it was
+    trained with (what `inference.load_model` rebuilds the pre- and post-processing from)."""
     mean, std = normalization(config.data)
     return {
         "task": TASK,
@@ -72,6 +72,7 @@ def metadata(config: Config, class_info: Mapping[str, Any]) -> dict[str, Any]:
         "mean": mean,
         "std": std,
         **exportable.description(config),
+        "config": config.to_data(),
     }
 
 
@@ -169,17 +170,7 @@ def check_file(path: Path, file_format: Format) -> str:
 def load(path: Path, file_format: Format) -> ExportedCall:
     """The exported file as a function of CPU tensors, run by onnxruntime or as an ExportedProgram."""
     if file_format == "onnx":
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        names = [given.name for given in session.get_inputs()]
-
-        def run_onnx(*inputs: Tensor) -> tuple[Tensor, ...]:
-            arrays = (tensor.detach().cpu().contiguous().numpy() for tensor in inputs)
-            feed = dict(zip(names, arrays, strict=True))
-            return tuple(torch.from_numpy(output) for output in session.run(None, feed))
-
-        return run_onnx
+        return _onnx_call(_onnx_session(path))
     program = torch.export.load(str(path)).module()
 
     def run_program(*inputs: Tensor) -> tuple[Tensor, ...]:
@@ -188,6 +179,49 @@ def load(path: Path, file_format: Format) -> ExportedCall:
         return tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
 
     return run_program
+
+
+def open_exported(path: Path) -> tuple[ExportedCall, dict[str, Any]]:
+    """A file `export` wrote (`model.onnx`, or `model.pt2` beside its metadata) as a function of CPU
+    tensors, and its metadata; anything else is a `ConfigError` naming the file."""
+    if path.suffix not in (".onnx", ".pt2"):
+        raise ConfigError(f"{path}: not an exported model (model.onnx or model.pt2 from `export`)")
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        if path.suffix == ".onnx":
+            session = _onnx_session(path)
+            entries = session.get_modelmeta().custom_metadata_map
+            run, found = _onnx_call(session), {name: json.loads(value) for name, value in entries.items()}
+        else:
+            found = json.loads(metadata_file(path.parent).read_text(encoding="utf-8"))
+            run = load(path, "pt2")
+    except ConfigError:
+        raise
+    except Exception as error:  # onnxruntime, torch.export and json each raise their own kinds
+        raise ConfigError(f"{path}: not an exported model of this project ({first_line(error)})") from None
+    if found.get("project") != PROGRAM or "config" not in found:
+        raise ConfigError(f"{path}: not exported by this version of {PROGRAM}; export the checkpoint again")
+    return run, found
+
+
+def _onnx_session(path: Path) -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ConfigError(f"{path}: running ONNX files needs onnxruntime (the project's `export` extra)") from None
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _onnx_call(session: Any) -> ExportedCall:
+    names = [given.name for given in session.get_inputs()]
+
+    def run_onnx(*inputs: Tensor) -> tuple[Tensor, ...]:
+        arrays = (tensor.detach().cpu().contiguous().numpy() for tensor in inputs)
+        feed = dict(zip(names, arrays, strict=True))
+        return tuple(torch.from_numpy(output) for output in session.run(None, feed))
+
+    return run_onnx
 
 
 def compare(eager: Sequence[Tensor], exported: Sequence[Tensor]) -> tuple[float, bool]:

@@ -46,6 +46,7 @@ def export_model(
             "outputs and metrics; merging the views is inference.py's and predict's",
             config.model.tta,
         )
+    entries_config = config  # what the file's metadata keeps: the views inference.py merges included
     config = config.model_copy(update={"model": config.model.model_copy(update={"compile": False, "tta": "none"})})
     model = load_model(checkpoint, config).eval()
     datamodule = DataModule(config.data, seed=config.seed)
@@ -53,7 +54,8 @@ def export_model(
     folder = output or (run_dir_of(checkpoint) or checkpoint.resolve().parent) / "export"
     with export.staging(folder) as scratch:
         started = time.perf_counter()
-        path = export.write(model.network, config, export.metadata(config, model.class_info), file_format, scratch)
+        entries = export.metadata(entries_config, model.class_info)
+        path = export.write(model.network, config, entries, file_format, scratch)
         seconds = time.perf_counter() - started
         file_check = export.check_file(path, file_format)
         exported = exportable.ExportedNetwork(export.load(path, file_format))

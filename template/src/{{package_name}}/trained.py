@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from .checkpoints import network_weights, read_checkpoint
 from .config import Config, TestTimeAugmentation
 from .data.images import as_rgb, read_rgb
+from .models import exportable
 from .models.speed import speed_up
 from .tta import views
 
@@ -34,7 +35,9 @@ class TrainedModel(abc.ABC, Generic[PredictionT]):
 
     @property
     def device(self) -> torch.device:
-        return next(self.network.parameters()).device
+        """Where the network computes; an exported file runs on the CPU (and has no parameters)."""
+        parameter = next(self.network.parameters(), None)
+        return torch.device("cpu") if parameter is None else parameter.device
 
     @torch.inference_mode()
     def predict(self, images: Sequence[Image.Image | Tensor]) -> list[PredictionT]:
@@ -64,14 +67,26 @@ def load_network(
 ) -> tuple[nn.Module, Config, dict[str, Any]]:
     """The network of a checkpoint of this project on `device`, made by `build` from the stored config
     and class info, with its weights (never `model.weights` or `model.pretrained`: those start a new
-    fit only); and that config (compiling off, `model.tta` replaced by `tta` if given) and class info.
-    A path that is not such a checkpoint is a `ConfigError` naming it."""
-    checkpoint = read_checkpoint(Path(path))
-    stored: dict[str, Any] = checkpoint["hyper_parameters"]
-    config = Config.from_data(stored["config"])
-    model = config.model.model_copy(update={"compile": False, "tta": tta or config.model.tta})
-    config = config.model_copy(update={"model": model})
+    fit only); or the file `export` wrote (`.onnx`, `.pt2`) in the network's place, run on the CPU.
+    Also the stored config (compiling off, `model.tta` replaced by `tta` if given) and class info.
+    A path that is neither is a `ConfigError` naming it."""
+    path = Path(path)
+    if path.suffix in (".onnx", ".pt2"):
+        from .export import open_exported
+
+        run, stored = open_exported(path)
+        config = _served_config(stored["config"], tta)
+        return exportable.ExportedNetwork(run), config, stored
+    checkpoint = read_checkpoint(path)
+    stored = checkpoint["hyper_parameters"]
+    config = _served_config(stored["config"], tta)
     network = build(config, stored)
     speed_up(network, config.model)
     network.load_state_dict(network_weights(checkpoint))
     return network.to(device), config, stored
+
+
+def _served_config(stored: Mapping[str, Any], tta: TestTimeAugmentation | None) -> Config:
+    config = Config.from_data(stored)
+    model = config.model.model_copy(update={"compile": False, "tta": tta or config.model.tta})
+    return config.model_copy(update={"model": model})

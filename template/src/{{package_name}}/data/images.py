@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -107,10 +107,10 @@ def read_image_size(path: Path, option: str) -> tuple[int, int]:
         raise ConfigError(f"{option} {path}: not a readable image ({error})") from None
 
 
-def read_rgb(path: Path | str) -> Image.Image:
-    """Decoded as 8-bit RGB, whatever the file stores: grayscale is repeated over the three
-    channels, palette colours are looked up, alpha is dropped, and 16-bit images keep their top
-    8 bits (PIL's own conversion would clip them to white)."""
+def read_rgb(path: Path | str | BinaryIO) -> Image.Image:
+    """A file (or its bytes, as `serve` receives them) decoded as 8-bit RGB, whatever it stores:
+    grayscale is repeated over the three channels, palette colours are looked up, alpha is dropped,
+    and 16-bit images keep their top 8 bits (PIL's own conversion would clip them to white)."""
     with Image.open(path) as image:
         if image.mode in WIDE_MODES:
             wide = np.asarray(image, dtype=np.int64)
