@@ -181,13 +181,11 @@ def load(path: Path, file_format: Format) -> ExportedCall:
     return run_program
 
 
-def open_exported(path: Path) -> tuple[ExportedCall, dict[str, Any]]:
+def open_exported(path: Path, option: str = "--model") -> tuple[ExportedCall, dict[str, Any]]:
     """A file `export` wrote (`model.onnx`, or `model.pt2` beside its metadata) as a function of CPU
-    tensors, and its metadata; anything else is a `ConfigError` naming the file."""
-    if path.suffix not in (".onnx", ".pt2"):
-        raise ConfigError(f"{path}: not an exported model (model.onnx or model.pt2 from `export`)")
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
+    tensors, and its metadata; anything else is a `ConfigError` naming `option` and the file."""
+    if path.suffix not in (".onnx", ".pt2") or not path.is_file():
+        raise ConfigError(f"{option} {path}: not a file `export` wrote (model.onnx or model.pt2)")
     try:
         if path.suffix == ".onnx":
             session = _onnx_session(path)
@@ -199,9 +197,9 @@ def open_exported(path: Path) -> tuple[ExportedCall, dict[str, Any]]:
     except ConfigError:
         raise
     except Exception as error:  # onnxruntime, torch.export and json each raise their own kinds
-        raise ConfigError(f"{path}: not an exported model of this project ({first_line(error)})") from None
+        raise ConfigError(f"{option} {path}: not an exported model of this project ({first_line(error)})") from None
     if found.get("project") != PROGRAM or "config" not in found:
-        raise ConfigError(f"{path}: not exported by this version of {PROGRAM}; export the checkpoint again")
+        raise ConfigError(f"{option} {path}: not exported by this version of {PROGRAM}; export the checkpoint again")
     return run, found
 
 
@@ -209,7 +207,7 @@ def _onnx_session(path: Path) -> Any:
     try:
         import onnxruntime
     except ImportError:
-        raise ConfigError(f"{path}: running ONNX files needs onnxruntime (the project's `export` extra)") from None
+        raise ConfigError(f"{path}: running an ONNX file needs onnxruntime (the project's `export` extra)") from None
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 

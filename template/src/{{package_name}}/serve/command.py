@@ -116,7 +116,8 @@ def serve(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"Serving {path} on http://{host}:{port}/ (the page at /, POST /predict)", flush=True)
     default_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        server.run(sockets=[listening])
+        with listening:
+            server.run(sockets=[listening])
     except KeyboardInterrupt:  # Ctrl+C or SIGTERM: uvicorn raises it again once it has shut down gracefully
         pass
     finally:
@@ -132,12 +133,12 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _listen(host: str, port: int) -> socket.socket:
     """The server's socket, bound here so that a port in use is a one-line error before any model work."""
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        listening = socket.socket(family, socket.SOCK_STREAM)
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listening.bind((host, port))
     except OSError as error:
+        listening.close()
         raise ConfigError(f"--host {host} --port {port}: cannot listen there ({error.strerror})") from None
     return listening
 

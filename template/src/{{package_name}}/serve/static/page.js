@@ -43,8 +43,17 @@ async function loadMetadata() {
   element("title").textContent = `${metadata.project}: ${metadata.task}`;
   document.title = `${metadata.project}: try the model`;
   element("status").textContent = `Ready: ${metadata.model_file}`;
+  element("legend").replaceChildren(
+    ...metadata.classes.map((name, index) => {
+      const item = document.createElement("li");
+      const swatch = document.createElement("span");
+      swatch.style.background = metadata.colours[index];
+      item.append(swatch, name);
+      return item;
+    }),
+  );
   element("about").textContent =
-    `Classes: ${metadata.classes.join(", ")}. Images are seen at ${metadata.image_size} px` +
+    `Images are seen at ${metadata.image_size} px` +
     (metadata.version ? `; version ${metadata.version}.` : ".");
 }
 
