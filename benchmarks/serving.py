@@ -69,8 +69,9 @@ def photos(folder: Path, count: int = 8) -> Path:
 
 
 def resident_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status)[1]) / 1024
+    found = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    assert found is not None, "no VmRSS line: not Linux?"
+    return int(found[1]) / 1024
 
 
 def serve(project: Path, checkpoint: Path, images: Path, *options: str) -> str:
