@@ -3,12 +3,13 @@
 #                one), train it on synthetic data, show its metrics and the run directory's absolute path
 #   make test  - the whole test suite (what .ci/run runs)
 #   make bench - time each task's default `fit` and print its metric per epoch
+#   make docs  - serve the template's documentation site at http://127.0.0.1:8000 (mkdocs.yml)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := build/demo
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs clean
 
 $(BIN)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,10 @@ lint: $(BIN)/.installed
 # Times `fit` with no arguments for each task and prints the figures (not part of `test`).
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/default_fit.py
+
+# The template's site, rebuilt on every edit; its question pages are generated (scripts/docs_hooks.py).
+docs: $(BIN)/.installed
+	$(BIN)/mkdocs serve
 
 # The browser the page and documentation tests drive (Playwright's own download is not reachable).
 /usr/bin/chromium:

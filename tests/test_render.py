@@ -71,8 +71,11 @@ LICENSE_TEXT = {
 CI_FILES = {"github": ".github/workflows/ci.yml", "gitlab": ".gitlab-ci.yml"}
 UPDATE_FILES = {"github": ".github/dependabot.yml", "gitlab": "renovate.json"}
 """Dependency updates as pull (merge) requests, by the CI service's bot."""
+DOCS_WORKFLOW = ".github/workflows/docs.yml"
+"""GitHub's documentation site: built on every push, published to Pages from main (GitLab: a `pages` job)."""
 VENDOR_SCHEMAS = {
     CI_FILES["github"]: "vendor.github-workflows",
+    DOCS_WORKFLOW: "vendor.github-workflows",
     CI_FILES["gitlab"]: "vendor.gitlab-ci",
     UPDATE_FILES["github"]: "vendor.dependabot",
     UPDATE_FILES["gitlab"]: "vendor.renovate",
@@ -80,6 +83,8 @@ VENDOR_SCHEMAS = {
 """check-jsonschema's builtin (offline) copy of each vendor's schema for the file."""
 DEV_TOOLS = {"pytest", "ruff", "mypy", "types-pyyaml", "pre-commit", "pre-commit-hooks"}
 """What a project's `dev` extra pins: the versions CI and the pre-commit hooks run."""
+DOCS_TOOLS = {"mkdocs", "mkdocs-material", "mkdocstrings", "mkdocstrings-python"}
+"""What a project's `docs` extra pins: the versions its site is built with, in CI and in tests/test_docs.py."""
 
 
 def render_id(answers: dict[str, str]) -> str:
@@ -137,6 +142,9 @@ def test_renders_only_the_chosen_files(projects: dict[str, Path], answers: dict[
         for name in (CI_FILES[ci], UPDATE_FILES[ci]):
             assert (project / name).is_file() == (ci == answers["ci"]), f"{name} with ci={answers['ci']}"
     assert not (project / ".github").exists() or answers["ci"] == "github"
+    assert (project / DOCS_WORKFLOW).is_file() == (answers["ci"] == "github")
+    if answers["ci"] == "gitlab":
+        assert yaml.safe_load((project / CI_FILES["gitlab"]).read_text())["pages"]["artifacts"] == {"paths": ["public"]}
     docker = answers["docker"] == "true"
     assert (project / "Dockerfile").is_file() == docker
     assert (project / ".dockerignore").is_file() == docker
@@ -173,13 +181,14 @@ def test_ci_files_match_their_vendors_schema(projects: dict[str, Path], name: st
 
 
 def test_github_workflows_are_least_privilege_and_pinned(projects: dict[str, Path]) -> None:
-    for project in projects.values():
-        workflow_file = project / CI_FILES["github"]
-        if not workflow_file.is_file():
-            continue
+    """Read-only everywhere; only the job that deploys the site to Pages may write there."""
+    deploy = {"pages": "write", "id-token": "write"}
+    for workflow_file in (file for project in projects.values() for file in project.glob(".github/workflows/*")):
         workflow = yaml.safe_load(workflow_file.read_text())
         assert workflow["permissions"] == {"contents": "read"}
-        for job in workflow["jobs"].values():
+        for name, job in workflow["jobs"].items():
+            allowed = deploy if (workflow_file.name, name) == ("docs.yml", "deploy") else None
+            assert job.get("permissions") == allowed, (workflow_file, name)
             for step in job["steps"]:
                 if "uses" in step:
                     assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+\.\d+\.\d+", step["uses"]), step["uses"]
@@ -219,3 +228,6 @@ def test_dev_tools_are_pinned_to_the_versions_the_template_is_tested_with(projec
         dev = tomllib.loads((project / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
         assert len(dev) == len(DEV_TOOLS), f"every dev tool pinned exactly: {dev}"
         assert pinned(dev) == {name: ours.get(name) for name in DEV_TOOLS}
+        docs = tomllib.loads((project / "pyproject.toml").read_text())["project"]["optional-dependencies"]["docs"]
+        assert len(docs) == len(DOCS_TOOLS), f"every docs tool pinned exactly: {docs}"
+        assert pinned(docs) == {name: ours.get(name) for name in DOCS_TOOLS}
