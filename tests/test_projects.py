@@ -163,7 +163,8 @@ def _canonical(distribution: str) -> str:
 def test_every_import_is_a_declared_dependency(rendered: Renders, answers: dict[str, str]) -> None:
     project = rendered(**answers)
     metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
-    requirements = [*metadata["dependencies"], *metadata["optional-dependencies"]["export"]]  # `export` imports these
+    extras = metadata["optional-dependencies"]
+    requirements = [*metadata["dependencies"], *extras["export"], *extras["serve"]]  # `export`, `serve` import these
     declared = {_canonical(re.split(r"[<>=!\[; ]", requirement, maxsplit=1)[0]) for requirement in requirements}
     imported: set[str] = set()
     for path in (project / "src").rglob("*.py"):
@@ -179,7 +180,7 @@ def test_every_import_is_a_declared_dependency(rendered: Renders, answers: dict[
         for module in third_party
         if not {_canonical(d) for d in owners.get(module, [])} & declared
     }
-    assert not undeclared, f"imported but not in [project.dependencies] or the export extra: {undeclared}"
+    assert not undeclared, f"imported but not in [project.dependencies] or the export / serve extra: {undeclared}"
 
 
 def test_installs_with_pip_and_exposes_the_command(rendered: Renders, tmp_path: Path) -> None:
@@ -189,5 +190,6 @@ def test_installs_with_pip_and_exposes_the_command(rendered: Renders, tmp_path: 
     run([*pip, "--target", str(target), str(project)], cwd=tmp_path)
     assert (target / "bin" / "vision_project").is_file()
     assert (target / "vision_project" / "cli.py").is_file()
+    assert (target / "vision_project" / "serve" / "static" / "index.html").is_file()  # the page ships in the wheel
     metadata = next(target.glob("vision_project-*.dist-info")) / "METADATA"
     assert "Requires-Dist: lightning!=2.6.2,!=2.6.3,>=2.6" in metadata.read_text()
