@@ -27,8 +27,8 @@ from .conftest import ROOT, Renders, run
 pytestmark = pytest.mark.xdist_group("docs")  # one worker builds each site once
 PROJECT = {"project_name": "Reef Watch Docs", "task": "detection"}
 PACKAGE = "reef_watch_docs"
-CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome") or "/usr/bin/chromium"
-"""The system's browser (`make test` installs Debian's Chromium; GitHub's runners have Google Chrome)."""
+CHROMIUM = shutil.which("chromium")
+"""The system's Chromium (Debian's package, as `make test` installs it), else Playwright's own browser."""
 EXTERNAL = re.compile(r"""<(?:script|img|link|iframe)\b[^>]*\b(?:src|href)=["']?(?:https?:)?//""")
 """A page element the browser would fetch from elsewhere (links to other sites are fine)."""
 
