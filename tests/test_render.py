@@ -81,8 +81,9 @@ VENDOR_SCHEMAS = {
     UPDATE_FILES["gitlab"]: "vendor.renovate",
 }
 """check-jsonschema's builtin (offline) copy of each vendor's schema for the file."""
-DEV_TOOLS = {"pytest", "ruff", "mypy", "types-pyyaml", "pre-commit", "pre-commit-hooks"}
-"""What a project's `dev` extra pins: the versions CI and the pre-commit hooks run."""
+DEV_TOOLS = {"pytest", "ruff", "mypy", "types-pyyaml", "pre-commit", "pre-commit-hooks", "httpx", "playwright"}
+"""What a project's `dev` extra pins: the versions CI and the pre-commit hooks run, and the clients
+of `serve`'s tests."""
 DOCS_TOOLS = {"mkdocs", "mkdocs-material", "mkdocstrings", "mkdocstrings-python"}
 """What a project's `docs` extra pins: the versions its site is built with, in CI and in tests/test_docs.py."""
 

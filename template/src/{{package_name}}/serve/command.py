@@ -91,15 +91,20 @@ def serve(args: argparse.Namespace, extra: list[str]) -> int:
         raise ConfigError(f"--max-wait-ms {args.max_wait_ms}: must be at least 0")
     if args.max_body_mb <= 0:
         raise ConfigError(f"--max-body-mb {args.max_body_mb}: must be more than 0")
+    import torch
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device.split(":")[0] not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {args.device}: expected auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {args.device}: torch sees no CUDA GPU here")
     listening = _listen(args.host, args.port)
 
-    import torch
     import uvicorn
 
     from ..inference import load_model
     from .app import Limits, create_app
 
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     limits = Limits(
         args.max_batch_size, args.max_wait_ms, args.max_queue, int(args.max_body_mb * 2**20), args.max_pixels
     )

@@ -43,7 +43,7 @@ async def image_bytes(request: Request, body: bytes) -> bytes:
     if content_type != "multipart/form-data":
         raise HTTPException(415, f"content type {content_type or '(none)'!r}: {HOW}")
 
-    async def chunks() -> AsyncGenerator[bytes, None]:
+    async def chunks() -> AsyncGenerator[bytes]:
         yield body
 
     try:
