@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import DISTRIBUTION, PROGRAM, TASK, TEMPLATE_VERSION
 from ..config import Config
 from ..drawing import class_colours
+from ..errors import first_line
 from . import answers
 from .batching import Batcher
 from .uploads import decode, image_bytes, read_body
@@ -99,6 +100,11 @@ def create_app(
     async def one_line(request: Request, error: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=error.headers)
 
+    @app.exception_handler(Exception)
+    async def failed(request: Request, error: Exception) -> JSONResponse:
+        """A fault of the server's own (the traceback goes to the log): still a one-line JSON answer."""
+        return JSONResponse({"error": f"internal error: {first_line(error)}"}, status_code=500)
+
     def authorized(request: Request) -> None:
         given = request.headers.get("x-api-key", "")
         if api_key is not None and not hmac.compare_digest(given.encode(), api_key.encode()):
@@ -119,9 +125,8 @@ def create_app(
     @app.get("/health")
     async def health() -> JSONResponse:
         """200 once the model is loaded and answering, 503 before."""
-        return JSONResponse(
-            {"status": "ready" if server.model is not None else "loading"}, 200 if server.model else 503
-        )
+        loaded = server.model is not None
+        return JSONResponse({"status": "ready" if loaded else "loading"}, 200 if loaded else 503)
 
     @app.get("/metadata", dependencies=[Depends(authorized)])
     async def metadata() -> dict[str, Any]:
@@ -155,8 +160,14 @@ def _description(source: str, limits: Limits) -> dict[str, Any]:
         version: str | None = installed.version(DISTRIBUTION)
     except installed.PackageNotFoundError:  # run from a source tree that is not installed
         version = None
-    return {"project": PROGRAM, "version": version, "template_version": TEMPLATE_VERSION, "task": TASK,
-            "model_file": source, "limits": asdict(limits)}  # fmt: skip
+    return {
+        "project": PROGRAM,
+        "version": version,
+        "template_version": TEMPLATE_VERSION,
+        "task": TASK,
+        "model_file": source,
+        "limits": asdict(limits),
+    }
 
 
 def _model_description(model: answers.Model) -> dict[str, Any]:
