@@ -97,6 +97,7 @@ def test_only_the_logger_files_differ_between_loggers(rendered: Renders) -> None
     base = rendered(logger=default)
     expected = {"src/vision_project/loggers.py", "configs/default.yaml", "pyproject.toml", "README.md", *LOGGER_FILES}
     expected |= {"src/vision_project/config.py", ".copier-answers.yml", ".gitignore"}
+    expected |= {"docs/index.md", "docs/training.md", "docs/tune.md"}  # the site's pages of the README's logger parts
     for logger in others:
         project = rendered(logger=logger)
         differing = {
